@@ -1,0 +1,190 @@
+"""Pythia 8 event generation (``pythia8mc``), as columnar batches of final-state particles.
+
+Processes are named presets of Pythia settings; a sample adds its own settings (a tune
+variation, say) on top. An external LHE file is showered with ``Beams:frameType = 4``.
+Momenta are in GeV, in the lab frame.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import awkward as ak
+import numpy as np
+
+from ..errors import InputError
+from ..io import Progress
+
+log = logging.getLogger(__name__)
+
+PROCESSES: dict[str, list[str]] = {
+    # pp -> Z/gamma* -> l+l- (l = e, mu) with the full gamma*/Z interference; jets come from the
+    # matrix-element-corrected parton shower (TimeShower/SpaceShower:MEcorrections, on by default).
+    "drell_yan_ll": [
+        "WeakSingleBoson:ffbar2gmZ = on",
+        "23:onMode = off",
+        "23:onIfAny = 11 13",
+        "PhaseSpace:mHatMin = 50.",
+    ],
+    # Z/gamma* + 1 parton at matrix-element level (harder jets per generated event).
+    "drell_yan_ll_jet": [
+        "WeakBosonAndParton:qqbar2gmZg = on",
+        "WeakBosonAndParton:qg2gmZq = on",
+        "23:onMode = off",
+        "23:onIfAny = 11 13",
+        "PhaseSpace:mHatMin = 50.",
+        "PhaseSpace:pTHatMin = 15.",
+    ],
+}
+
+MB_TO_PB = 1e9
+
+_QUIET = [
+    "Next:numberCount = 0",
+    "Next:numberShowEvent = 0",
+    "Next:numberShowInfo = 0",
+    "Next:numberShowProcess = 0",
+    "Init:showChangedSettings = off",
+    "Init:showChangedParticleData = off",
+    "Init:showProcesses = off",
+    "Init:showMultipartonInteractions = off",
+]
+
+# LHE-style status of hard-process entries, keyed by Pythia's |status| in the process record.
+_HARD_STATUS = {21: -1, 22: 2, 23: 1}
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    """What one chunk generates.
+
+    ``process`` names a preset of :data:`PROCESSES`, or is ``"lhe"`` to shower ``lhe_file``
+    (its events ``skip`` .. ``skip + n_events``). ``ecm`` is sqrt(s) in GeV (ignored for LHE input,
+    whose beams come from the file). ``settings`` are extra ``readString`` lines.
+    """
+
+    process: str
+    n_events: int
+    seed: int
+    ecm: float = 13000.0
+    settings: tuple[str, ...] = ()
+    lhe_file: str | None = None
+    skip: int = 0
+
+
+def pythia_settings(cfg: GeneratorConfig) -> list[str]:
+    """All ``readString`` lines for ``cfg``, in the order they are applied."""
+    if cfg.process == "lhe":
+        if not cfg.lhe_file:
+            raise InputError("sample with process 'lhe' needs the key 'lhe_file'")
+        if not Path(cfg.lhe_file).is_file():
+            raise InputError(f"LHE file {cfg.lhe_file} does not exist")
+        base = ["Beams:frameType = 4", f"Beams:LHEF = {os.fspath(cfg.lhe_file)}", f"Beams:nSkipLHEFatInit = {cfg.skip}"]
+    elif cfg.process in PROCESSES:
+        base = [f"Beams:eCM = {cfg.ecm}", *PROCESSES[cfg.process]]
+    else:
+        raise InputError(f"unknown process {cfg.process!r}; expected 'lhe' or one of {sorted(PROCESSES)}")
+    return [*_QUIET, *base, "Random:setSeed = on", f"Random:seed = {cfg.seed}", *cfg.settings]
+
+
+def _make_pythia(cfg: GeneratorConfig):  # noqa: ANN202 - pythia8mc.Pythia has no stubs
+    import pythia8mc
+
+    pythia = pythia8mc.Pythia("", False)
+    for line in pythia_settings(cfg):
+        if not pythia.readString(line):
+            raise InputError(f"Pythia rejected the setting {line!r} (sample settings)")
+    if not pythia.init():
+        where = f"LHE file {cfg.lhe_file}" if cfg.process == "lhe" else f"process {cfg.process!r}"
+        raise InputError(f"Pythia failed to initialise for {where}; see the log for Pythia's message")
+    return pythia
+
+
+def generate(cfg: GeneratorConfig, batch_size: int = 500, max_failures: int = 20) -> Iterator[ak.Array]:
+    """Generate ``cfg.n_events`` events in batches of ``batch_size``.
+
+    Each batch is an awkward array of events with fields
+      ``particles``: final-state particles (``px, py, pz, E`` in GeV, ``pdgId``, ``charge``,
+      ``prompt``: not from hadronisation or hadron decays, i.e. Pythia |status| < 81);
+      ``hard``: the hard-process record (``px, py, pz, E, pdgId``, ``status`` -1 incoming,
+      2 intermediate, 1 outgoing, as in LHE);
+      ``weight``: the event weight (``Info::weight``);
+    and ``attrs["sigma_gen_pb"]``, Pythia's running estimate of the generated cross-section in pb.
+    For LHE input fewer events come back when the file ends.
+    """
+    pythia = _make_pythia(cfg)
+    pdt = pythia.particleData
+    charge_cache: dict[int, float] = {}
+    progress = Progress(f"pythia ({cfg.process})", total=cfg.n_events)
+    done, failures = 0, 0
+    while done < cfg.n_events:
+        cols: dict[str, list] = {k: [] for k in ("px", "py", "pz", "E", "pdgId", "status")}
+        hard: dict[str, list] = {k: [] for k in ("px", "py", "pz", "E", "pdgId", "status")}
+        n_part, n_hard, weights = [], [], []
+        target = min(batch_size, cfg.n_events - done)
+        while len(weights) < target:
+            if not pythia.next():
+                if cfg.process == "lhe" and pythia.infoPython().atEndOfFile():
+                    break
+                failures += 1
+                if failures > max_failures:
+                    raise RuntimeError(f"Pythia failed {failures} times for process {cfg.process!r}; aborting")
+                continue
+            n0 = len(cols["px"])
+            for p in pythia.event:
+                if p.isFinal():
+                    cols["px"].append(p.px()); cols["py"].append(p.py()); cols["pz"].append(p.pz())  # noqa: E702
+                    cols["E"].append(p.e()); cols["pdgId"].append(p.id()); cols["status"].append(p.statusAbs())  # noqa: E702
+            n_part.append(len(cols["px"]) - n0)
+            h0 = len(hard["px"])
+            for p in pythia.process:
+                st = _HARD_STATUS.get(p.statusAbs())
+                if st is not None:
+                    hard["px"].append(p.px()); hard["py"].append(p.py()); hard["pz"].append(p.pz())  # noqa: E702
+                    hard["E"].append(p.e()); hard["pdgId"].append(p.id()); hard["status"].append(st)  # noqa: E702
+            n_hard.append(len(hard["px"]) - h0)
+            weights.append(pythia.infoPython().weight())  # infoPython() returns a snapshot
+        if not weights:
+            break
+        pid = np.asarray(cols["pdgId"], dtype=np.int32)
+        for i in np.unique(pid):
+            if int(i) not in charge_cache:
+                charge_cache[int(i)] = pdt.charge(int(i))
+        charge = np.vectorize(charge_cache.__getitem__, otypes=[np.float32])(pid) if pid.size else np.zeros(0, np.float32)
+        particles = ak.zip(
+            {
+                "px": np.asarray(cols["px"]), "py": np.asarray(cols["py"]), "pz": np.asarray(cols["pz"]), "E": np.asarray(cols["E"]),
+                "pdgId": pid, "charge": charge, "prompt": np.asarray(cols["status"]) < 81,
+            }
+        )
+        hard_rec = ak.zip({k: np.asarray(v, dtype=np.int32 if k in ("pdgId", "status") else np.float64) for k, v in hard.items()})
+        yield ak.zip(
+            {
+                "particles": ak.unflatten(particles, np.asarray(n_part)),
+                "hard": ak.unflatten(hard_rec, np.asarray(n_hard)),
+                "weight": np.asarray(weights, dtype=np.float64),
+            },
+            depth_limit=1,
+            attrs={"sigma_gen_pb": pythia.infoPython().sigmaGen() * MB_TO_PB},
+        )
+        done += len(weights)
+        progress.update(len(weights))
+        if len(weights) < target:
+            break
+    progress.done()
+    log.info("pythia: sigmaGen = %.5g pb over %d events", pythia.infoPython().sigmaGen() * MB_TO_PB, done)
+
+
+def split_events(n_events: int, chunks: int) -> list[int]:
+    """Events per chunk: ``n_events`` split as evenly as possible over ``chunks``."""
+    base, rest = divmod(n_events, chunks)
+    return [base + (i < rest) for i in range(chunks)]
+
+
+def chunk_offsets(counts: Sequence[int]) -> list[int]:
+    """Index of the first event of each chunk (used to skip LHE events)."""
+    return [int(x) for x in np.concatenate([[0], np.cumsum(counts)[:-1]])]
