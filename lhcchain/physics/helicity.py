@@ -1,0 +1,187 @@
+"""A small batched helicity-amplitude toolkit (HELAS-like) in torch.
+
+Conventions:
+
+* Chiral (Weyl) representation, ``psi = (psi_L, psi_R)``:
+  ``gamma^mu = [[0, sigma^mu], [sigmabar^mu, 0]]`` with ``sigma = (1, sigma_vec)``,
+  ``sigmabar = (1, -sigma_vec)``; ``gamma5 = diag(-1, -1, 1, 1)``, ``P_{L,R} = (1 -+ gamma5)/2``.
+* Helicity spinors (``helicity`` = +1 or -1, twice the helicity) with HELAS phases:
+  ``u(p, l) = (sqrt(E - l|p|) chi_l, sqrt(E + l|p|) chi_l)``,
+  ``v(p, l) = (-l sqrt(E + l|p|) chi_-l, l sqrt(E - l|p|) chi_-l)``,
+  ``chi_+ = (cos(th/2), e^{i phi} sin(th/2))``, ``chi_- = (-e^{-i phi} sin(th/2), cos(th/2))``,
+  computed without cancellations (a particle along -z gets ``chi_+ = (0, 1)``).
+* Levi-Civita: ``eps_{0123} = +1`` (so ``eps^{0123} = -1``); with ``gamma5 = i g^0 g^1 g^2 g^3``
+  this gives ``tr(gamma5 g^mu g^nu g^rho g^sigma) = 4 i eps^{mu nu rho sigma}``.
+* Vertices and propagators are returned *without* their factors of ``i``: every diagram of a
+  given process has the same number of vertices and propagators, so the dropped phase is common.
+
+Spinors have shape ``(..., 4)`` complex; four-vectors ``(..., 4)`` with an upper index.
+"""
+
+from __future__ import annotations
+
+import torch
+
+_METRIC = (1.0, -1.0, -1.0, -1.0)
+
+
+def complex_dtype(dtype: torch.dtype) -> torch.dtype:
+    """complex128 for float64, complex64 for float32 (a complex dtype is returned unchanged)."""
+    if dtype.is_complex:
+        return dtype
+    return torch.complex128 if dtype == torch.float64 else torch.complex64
+
+
+def minkowski_dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``a.b = a0 b0 - a_vec.b_vec`` over the last axis (no complex conjugation)."""
+    return a[..., 0] * b[..., 0] - (a[..., 1:] * b[..., 1:]).sum(-1)
+
+
+def lower_index(v: torch.Tensor) -> torch.Tensor:
+    """``v_mu = g_{mu nu} v^nu``."""
+    return torch.cat([v[..., :1], -v[..., 1:]], dim=-1)
+
+
+def gamma_matrices(dtype: torch.dtype = torch.complex128, device: torch.device | str | None = None) -> torch.Tensor:
+    """``gamma^mu`` for mu = 0..3 stacked with ``gamma5`` as index 4: shape ``(5, 4, 4)``."""
+    cd = complex_dtype(dtype)
+    one = torch.eye(2, dtype=cd, device=device)
+    zero = torch.zeros(2, 2, dtype=cd, device=device)
+    pauli = torch.tensor([[[0, 1], [1, 0]], [[0, -1j], [1j, 0]], [[1, 0], [0, -1]]], dtype=cd, device=device)
+    sig = [one] + [pauli[i] for i in range(3)]
+    sigbar = [one] + [-pauli[i] for i in range(3)]
+    gam = [torch.cat([torch.cat([zero, s], 1), torch.cat([sb, zero], 1)], 0) for s, sb in zip(sig, sigbar)]
+    g5 = torch.diag(torch.tensor([-1, -1, 1, 1], dtype=cd, device=device))
+    return torch.stack(gam + [g5])
+
+
+def epsilon_contract(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+    """``eps_{mu nu rho sigma} a^mu b^nu c^rho d^sigma`` = det of the rows ``(a, b, c, d)``.
+
+    Broadcasts over leading axes; accepts real or complex inputs.
+    """
+    # Expand along a: eps_{0ijk} = eps_{ijk}; the 2x2 minors of (c, d) are shared.
+    m = {(i, j): c[..., i] * d[..., j] - c[..., j] * d[..., i] for i in range(4) for j in range(i + 1, 4)}
+
+    def cof(r: int, s: int, t: int) -> torch.Tensor:  # det of rows (b, c, d) on columns r < s < t
+        return b[..., r] * m[(s, t)] - b[..., s] * m[(r, t)] + b[..., t] * m[(r, s)]
+
+    return a[..., 0] * cof(1, 2, 3) - a[..., 1] * cof(0, 2, 3) + a[..., 2] * cof(0, 1, 3) - a[..., 3] * cof(0, 1, 2)
+
+
+def _two_component(p: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Helicity two-spinors ``chi_+, chi_-`` of the direction of ``p``: shapes ``(..., 2)`` complex."""
+    px, py, pz = p[..., 1], p[..., 2], p[..., 3]
+    pt2 = px * px + py * py
+    pp = torch.sqrt(pt2 + pz * pz)
+    # |p| + pz and |p| - pz without cancellation.
+    safe_pp = torch.where(pp > 0, pp, torch.ones_like(pp))
+    plus = torch.where(pz >= 0, pp + pz, pt2 / torch.where(pp - pz > 0, pp - pz, torch.ones_like(pp)))
+    minus = torch.where(pz <= 0, pp - pz, pt2 / torch.where(pp + pz > 0, pp + pz, torch.ones_like(pp)))
+    cos_half = torch.where(pp > 0, torch.sqrt(plus / (2 * safe_pp)), torch.ones_like(pp))
+    sin_half = torch.where(pp > 0, torch.sqrt(minus / (2 * safe_pp)), torch.zeros_like(pp))
+    pt = torch.sqrt(pt2)
+    safe_pt = torch.where(pt > 0, pt, torch.ones_like(pt))
+    phase = torch.where(pt > 0, torch.complex(px / safe_pt, py / safe_pt), torch.complex(torch.ones_like(pt), torch.zeros_like(pt)))
+    c, s = cos_half.to(phase.dtype), sin_half.to(phase.dtype)
+    chi_plus = torch.stack([c, phase * s], dim=-1)
+    chi_minus = torch.stack([-phase.conj() * s, c], dim=-1)
+    return chi_plus, chi_minus
+
+
+def _omegas(p: torch.Tensor, mass: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """``sqrt(E + |p|)`` and ``sqrt(E - |p|)`` (the latter as ``m / sqrt(E + |p|)``, exactly 0 if massless)."""
+    pp = torch.sqrt((p[..., 1:] ** 2).sum(-1))
+    w_plus = torch.sqrt(p[..., 0] + pp)
+    w_minus = mass / w_plus if mass else torch.zeros_like(w_plus)
+    return w_plus, w_minus
+
+
+def spinor_u(p: torch.Tensor, helicity: int, mass: float = 0.0) -> torch.Tensor:
+    """Dirac spinor ``u(p, helicity)`` for a fermion of mass ``mass`` (GeV): shape ``(..., 4)``."""
+    chi_p, chi_m = _two_component(p)
+    w_plus, w_minus = (w.to(chi_p.dtype)[..., None] for w in _omegas(p, mass))
+    if helicity == 1:
+        return torch.cat([w_minus * chi_p, w_plus * chi_p], dim=-1)
+    if helicity == -1:
+        return torch.cat([w_plus * chi_m, w_minus * chi_m], dim=-1)
+    raise ValueError(f"helicity must be +1 or -1, got {helicity}")
+
+
+def spinor_v(p: torch.Tensor, helicity: int, mass: float = 0.0) -> torch.Tensor:
+    """Dirac spinor ``v(p, helicity)`` for an antifermion of mass ``mass`` (GeV): shape ``(..., 4)``."""
+    chi_p, chi_m = _two_component(p)
+    w_plus, w_minus = (w.to(chi_p.dtype)[..., None] for w in _omegas(p, mass))
+    if helicity == 1:
+        return torch.cat([-w_plus * chi_m, w_minus * chi_m], dim=-1)
+    if helicity == -1:
+        return torch.cat([w_minus * chi_p, -w_plus * chi_p], dim=-1)
+    raise ValueError(f"helicity must be +1 or -1, got {helicity}")
+
+
+def dirac_bar(psi: torch.Tensor) -> torch.Tensor:
+    """``psi^dagger gamma^0`` as a row spinor (chiral representation: ``(psi_R^*, psi_L^*)``)."""
+    return torch.cat([psi[..., 2:].conj(), psi[..., :2].conj()], dim=-1)
+
+
+def _sandwich(b: torch.Tensor, x: torch.Tensor, sign: float) -> torch.Tensor:
+    """``b sigma^mu x`` (sign=+1) or ``b sigmabar^mu x`` (sign=-1) for two-spinors: shape ``(..., 4)``."""
+    b0, b1, x0, x1 = b[..., 0], b[..., 1], x[..., 0], x[..., 1]
+    s0 = b0 * x0 + b1 * x1
+    s1 = b0 * x1 + b1 * x0
+    s2 = 1j * (b1 * x0 - b0 * x1)
+    s3 = b0 * x0 - b1 * x1
+    return torch.stack([s0, sign * s1, sign * s2, sign * s3], dim=-1)
+
+
+def fermion_current(
+    bar: torch.Tensor,
+    psi: torch.Tensor,
+    c_left: float | torch.Tensor = 1.0,
+    c_right: float | torch.Tensor = 1.0,
+) -> torch.Tensor:
+    """``J^mu = bar gamma^mu (c_L P_L + c_R P_R) psi`` (upper index), ``bar`` from :func:`dirac_bar`.
+
+    Couplings may be floats or tensors broadcastable to the output without its last axis.
+    """
+    left = _sandwich(bar[..., 2:], psi[..., :2], -1.0)
+    right = _sandwich(bar[..., :2], psi[..., 2:], 1.0)
+    cl = c_left[..., None] if isinstance(c_left, torch.Tensor) else c_left
+    cr = c_right[..., None] if isinstance(c_right, torch.Tensor) else c_right
+    return cl * left + cr * right
+
+
+def propagator_denominator(
+    q2: torch.Tensor, mass: float, width: float = 0.0, running_width: bool = True
+) -> torch.Tensor:
+    """``q^2 - M^2 + i M Gamma`` (fixed width) or ``q^2 - M^2 + i q^2 Gamma/M theta(q^2)`` (running).
+
+    Complex tensor of the complex dtype matching ``q2``.
+    """
+    if running_width and mass > 0:
+        im = torch.clamp(q2, min=0.0) * (width / mass)
+    else:
+        im = torch.full_like(q2, mass * width)
+    return torch.complex(q2 - mass * mass, im)
+
+
+def vector_propagator(
+    current: torch.Tensor,
+    q: torch.Tensor,
+    mass: float,
+    width: float = 0.0,
+    running_width: bool = True,
+) -> torch.Tensor:
+    """Off-shell vector current ``P^{mu nu}(q) J_nu`` (upper index, without the factor i).
+
+    Massive (unitary gauge): ``P = (-g^{mu nu} + q^mu q^nu / M^2) / D(q^2)`` with ``D`` from
+    :func:`propagator_denominator`; massless (``mass=0``, Feynman gauge): ``-g^{mu nu} / q^2``.
+    ``current`` ``(..., 4)`` complex, ``q`` ``(..., 4)`` real and broadcastable to it.
+    """
+    q2 = minkowski_dot(q, q)
+    denom = propagator_denominator(q2, mass, width, running_width)
+    qc = q.to(current.dtype)
+    out = -current
+    if mass > 0:
+        out = out + qc * (minkowski_dot(qc, current) / (mass * mass))[..., None]
+    return out / denom[..., None]

@@ -1,0 +1,260 @@
+"""Weak-boson-fusion Higgs production ``q q' -> q q' H`` with a CP-odd dimension-6 operator.
+
+Momenta ``(batch, 5, 4)`` ordered ``[q1, q2, q1', q2', H]`` (beam-1 parton first); flavours
+``(id1, id2, id3, id4)``, PDG ids of quarks or antiquarks ``+-1..+-5`` (massless; no top).
+Only t-channel diagrams are included (as in Pythia's ``HiggsSM:ff2Hff(t:WW)``/``(t:ZZ)``):
+topology A joins fermion lines ``1 -> 3`` and ``2 -> 4``, topology B ``1 -> 4`` and ``2 -> 3``
+(relative fermion sign -1, colour interference factor 1/3); a line exchanges Z (and photon, see
+below) if it keeps its flavour, a W if it changes it (``|V_CKM|`` from ``ew.ckm``). Both
+topologies and their interference are kept whenever the flavours allow them (``u d -> u d H``:
+Z fusion in A, W fusion in B; ``u u -> u u H``: Z fusion in both). s-channel
+(Higgs-strahlung-like) diagrams of ``q qbar`` initial states are not included. Spacelike
+propagators carry no width with ``ew.running_width=True``. Final-state symmetry factors are not
+included (:func:`wbf_final_states` lists them).
+
+Operator (HISZ normalisation, Hagiwara et al. PRD 48 (1993) 2182):
+``L = L_SM + (f_WWt / Lambda^2) O_WWt``, ``O_WWt = Phi^+ What_{mu nu} Wtildehat^{mu nu} Phi
+= -(g^2/4) (Phi^+ Phi) W^k_{mu nu} Wtilde^{k mu nu}``, with ``What = i g (sigma^k/2) W^k``,
+``Wtilde^{mu nu} = eps^{mu nu rho sigma} W_{rho sigma} / 2``, ``eps_{0123} = +1``. With
+``Phi^+ Phi -> v h``, ``v = 2 M_W / g`` and ``W^3 = cos Z + sin A`` the Feynman rules
+(all momenta incoming, ``k1`` on the boson with index mu) are
+``H V1^mu(k1) V2^nu(k2): -2 i g M_W (f_WWt/Lambda^2) N eps^{mu nu rho sigma} k1_rho k2_sigma``
+with ``N = 1`` for ``W+ W-``, ``cos^2`` for ``ZZ``, ``sin cos`` for ``Z gamma``, ``sin^2`` for
+``gamma gamma``. All four are included: a neutral line couples to the operator through
+``cos J_Z + sin J_gamma`` (Z and photon propagators), so WBF gets ZZ, Z-gamma and gamma-gamma
+fusion at order f. The SM vertices are ``i g M_W g^{mu nu}`` and ``i g M_Z/cos g^{mu nu}``.
+
+``|M|^2(f) = A + f B + f^2 C`` exactly, ``f = f_WWt / Lambda^2`` in TeV^-2; the score at the
+SM is ``t = B / A`` (TeV^2). The sign of B is tied to ``eps_{0123} = +1``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+
+from ..errors import InputError
+from .electroweak import (
+    QUARKS,
+    ElectroweakParameters,
+    charge,
+    ckm_modulus,
+    photon_coupling,
+    w_coupling,
+    weak_coupling,
+    z_chiral_couplings,
+)
+from .helicity import dirac_bar, epsilon_contract, fermion_current, minkowski_dot, spinor_u, spinor_v, vector_propagator
+
+#: ``f_WWt / Lambda^2`` is given in TeV^-2; this converts it to GeV^-2.
+TEV2_TO_GEV2 = 1.0e-6
+
+Exchange = Literal["all", "neutral", "charged"]
+Flavours = tuple[int, int, int, int]
+
+_HEL = (1, -1)
+
+
+def _line_kind(pdg_in: int, pdg_out: int, ew: ElectroweakParameters) -> str | None:
+    """``'neutral'`` (same flavour), ``'charged'`` (W transition with ``|V| > 0``) or None."""
+    if pdg_in == pdg_out:
+        return "neutral"
+    if pdg_in * pdg_out > 0 and ckm_modulus(pdg_in, pdg_out, ew) > 0:
+        return "charged"
+    return None
+
+
+def _topologies(flavours: Flavours, ew: ElectroweakParameters, exchange: Exchange) -> list[tuple[str, int, int]]:
+    """``(kind, out1, out2)`` for topology A (particles 2, 3) and B (3, 2) where allowed."""
+    out = []
+    for o1, o2 in ((2, 3), (3, 2)):
+        k1 = _line_kind(flavours[0], flavours[o1], ew)
+        k2 = _line_kind(flavours[1], flavours[o2], ew)
+        if k1 is not None and k1 == k2 and exchange in ("all", k1):
+            out.append((k1, o1, o2))
+    return out
+
+
+def _check(momenta: torch.Tensor, flavours: Flavours, exchange: str) -> Flavours:
+    if momenta.ndim != 3 or momenta.shape[1:] != (5, 4):
+        raise InputError(f"WBF momenta must have shape (batch, 5, 4), got {tuple(momenta.shape)}")
+    fl = tuple(int(f) for f in flavours)
+    if len(fl) != 4 or any(abs(f) not in QUARKS for f in fl):
+        raise InputError(f"WBF flavours must be four PDG quark ids +-1..+-5, got {flavours}")
+    if exchange not in ("all", "neutral", "charged"):
+        raise InputError(f"WBF exchange must be 'all', 'neutral' or 'charged', got {exchange!r}")
+    sign = lambda f: 1 if f > 0 else -1  # noqa: E731
+    q = lambda f: sign(f) * charge(f)  # noqa: E731
+    if abs(q(fl[0]) + q(fl[1]) - q(fl[2]) - q(fl[3])) > 1e-9 or sign(fl[0]) + sign(fl[1]) != sign(fl[2]) + sign(fl[3]):
+        raise InputError(f"WBF flavours {fl} violate charge or quark-number conservation")
+    return fl  # type: ignore[return-value]
+
+
+def _per_event(x: float | torch.Tensor, ndim: int) -> float | torch.Tensor:
+    """Reshape a ``(batch,)`` tensor to ``(batch, 1, ..., 1)`` with ``ndim`` axes; floats pass through."""
+    return x.reshape(x.shape + (1,) * (ndim - x.ndim)) if isinstance(x, torch.Tensor) else x
+
+
+def _amplitudes(
+    momenta: torch.Tensor,
+    flavours: Flavours,
+    ew: ElectroweakParameters,
+    exchange: Exchange,
+    alpha_em: float | torch.Tensor,
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Per allowed topology: (SM amplitude, EFT amplitude per unit f in TeV^-2), each
+    ``(batch, 2, 2, 2, 2)`` over the helicities of particles 1..4; topology B carries its sign -1."""
+    p = momenta
+    # Spinors with the helicity axis second: incoming u / vbar, outgoing ubar / v.
+    spin = {}
+    for i in range(4):
+        quark = flavours[i] > 0
+        if i < 2:
+            psi = [spinor_u(p[:, i], h) if quark else dirac_bar(spinor_v(p[:, i], h)) for h in _HEL]
+        else:
+            psi = [dirac_bar(spinor_u(p[:, i], h)) if quark else spinor_v(p[:, i], h) for h in _HEL]
+        spin[i] = torch.stack(psi, 1)
+
+    alpha = _per_event(alpha_em, 3)
+    g = weak_coupling(alpha, ew)
+    sw, cw = ew.sin_theta_w, ew.cos_theta_w
+    eft_coupling = _per_event(-2.0 * weak_coupling(alpha_em, ew) * ew.mw * TEV2_TO_GEV2, 5)
+    out = []
+    for kind, o1, o2 in _topologies(flavours, ew, exchange):
+        sm_cur, eft_cur, ks = [], [], []
+        for i, o in ((0, o1), (1, o2)):
+            if flavours[i] > 0:  # quark line: ubar(out) ... u(in)
+                bar, ket = spin[o][:, None], spin[i][:, :, None]
+            else:  # antiquark line: vbar(in) ... v(out)
+                bar, ket = spin[i][:, :, None], spin[o][:, None]
+            j_left = fermion_current(bar, ket, 1.0, 0.0)  # [b, h_in, h_out, mu]
+            j_right = fermion_current(bar, ket, 0.0, 1.0)
+            k = p[:, i] - p[:, o]
+            kb = k[:, None, None, :]
+            if kind == "neutral":
+                cl, cr = z_chiral_couplings(flavours[i], ew, alpha)
+                jz = vector_propagator(_per_event(cl, 4) * j_left + _per_event(cr, 4) * j_right, kb, ew.mz, ew.gamma_z, ew.running_width)
+                ja = vector_propagator(_per_event(photon_coupling(flavours[i], ew, alpha), 4) * (j_left + j_right), kb, 0.0)
+                sm_cur.append(jz)
+                eft_cur.append(cw * jz + sw * ja)
+            else:
+                jw = vector_propagator(_per_event(w_coupling(flavours[i], flavours[o], ew, alpha), 4) * j_left, kb, ew.mw, ew.gamma_w, ew.running_width)
+                sm_cur.append(jw)
+                eft_cur.append(jw)
+            ks.append(k)
+        g_hvv = g * (ew.mz / cw if kind == "neutral" else ew.mw)
+        a1, a2 = sm_cur[0][:, :, :, None, None, :], sm_cur[1][:, None, None, :, :, :]
+        sm = _per_event(g_hvv, 5) * minkowski_dot(a1, a2)
+        e1, e2 = eft_cur[0][:, :, :, None, None, :], eft_cur[1][:, None, None, :, :, :]
+        k1, k2 = (k[:, None, None, None, None, :] for k in ks)
+        eft = eft_coupling * epsilon_contract(e1, e2, k1, k2)
+        # Axes are (h_1, h_o1, h_2, h_o2); reorder to the helicities of particles (1, 2, 3, 4).
+        perm = (0, 1, 3, 2, 4) if o1 == 2 else (0, 1, 3, 4, 2)
+        sign = 1.0 if o1 == 2 else -1.0
+        out.append((sign * sm.permute(perm), sign * eft.permute(perm)))
+    return out
+
+
+def _colour_spin_sum(x: list[torch.Tensor], y: list[torch.Tensor]) -> torch.Tensor:
+    """``Re sum_hel sum_colour x y^*`` averaged over initial spins and colours (topologies A, B)."""
+    total = sum((xa * ya.conj()).real.sum((1, 2, 3, 4)) for xa, ya in zip(x, y))
+    if len(x) == 2:
+        cross = x[0] * y[1].conj() + x[1] * y[0].conj()
+        total = total + cross.real.sum((1, 2, 3, 4)) / 3.0
+    return total / 4.0
+
+
+def wbf_me2_coefficients(
+    momenta: torch.Tensor,
+    flavours: Flavours,
+    ew: ElectroweakParameters | None = None,
+    *,
+    exchange: Exchange = "all",
+    alpha_em: float | torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(A, B, C)`` with ``|M|^2(f) = A + f B + f^2 C``, f in TeV^-2: each shape ``(batch,)``.
+
+    ``exchange``: ``'neutral'`` keeps Z/photon-exchange topologies only (Pythia ``t:ZZ``),
+    ``'charged'`` W-exchange only (``t:WW``), ``'all'`` both with their interference.
+    ``alpha_em``: float or ``(batch,)`` tensor; default ``ew.alpha_em``. Flavours that no
+    t-channel diagram connects raise :class:`InputError`; flavours allowed only by the other
+    exchange give zeros.
+    """
+    ew = ew or ElectroweakParameters()
+    fl = _check(momenta, flavours, exchange)
+    if not _topologies(fl, ew, "all"):
+        raise InputError(f"no t-channel W/Z diagram connects WBF flavours {fl}")
+    amps = _amplitudes(momenta, fl, ew, exchange, ew.alpha_em if alpha_em is None else alpha_em)
+    if not amps:
+        zero = torch.zeros(momenta.shape[0], dtype=momenta.dtype, device=momenta.device)
+        return zero, zero.clone(), zero.clone()
+    sm = [a[0] for a in amps]
+    eft = [a[1] for a in amps]
+    return _colour_spin_sum(sm, sm), 2.0 * _colour_spin_sum(sm, eft), _colour_spin_sum(eft, eft)
+
+
+def wbf_me2(
+    momenta: torch.Tensor,
+    flavours: Flavours,
+    f_wwt: float | torch.Tensor = 0.0,
+    ew: ElectroweakParameters | None = None,
+    *,
+    exchange: Exchange = "all",
+    alpha_em: float | torch.Tensor | None = None,
+) -> torch.Tensor:
+    """``|M|^2`` at ``f_wwt`` (``f_WWt/Lambda^2`` in TeV^-2; float or ``(batch,)``), from the
+    amplitudes ``M_SM + f M_f`` directly: shape ``(batch,)``."""
+    ew = ew or ElectroweakParameters()
+    fl = _check(momenta, flavours, exchange)
+    if not _topologies(fl, ew, "all"):
+        raise InputError(f"no t-channel W/Z diagram connects WBF flavours {fl}")
+    amps = _amplitudes(momenta, fl, ew, exchange, ew.alpha_em if alpha_em is None else alpha_em)
+    if not amps:
+        return torch.zeros(momenta.shape[0], dtype=momenta.dtype, device=momenta.device)
+    f = _per_event(f_wwt, 5)
+    total = [sm + f * eft for sm, eft in amps]
+    return _colour_spin_sum(total, total)
+
+
+def wbf_score(
+    momenta: torch.Tensor,
+    flavours: Flavours,
+    ew: ElectroweakParameters | None = None,
+    *,
+    exchange: Exchange = "all",
+    alpha_em: float | torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Score ``t = d log|M|^2 / df`` at ``f = 0``, i.e. ``B / A`` in TeV^2: shape ``(batch,)``."""
+    a, b, _ = wbf_me2_coefficients(momenta, flavours, ew, exchange=exchange, alpha_em=alpha_em)
+    return b / a
+
+
+def wbf_final_states(
+    id1: int, id2: int, ew: ElectroweakParameters | None = None, exchange: Exchange = "all"
+) -> list[tuple[int, int, float]]:
+    """Distinct final states ``(id3, id4, symmetry_factor)`` of ``id1 id2 -> id3 id4 H``.
+
+    Each unordered pair appears once (integrate it over the full phase space); the factor is 1/2
+    for identical outgoing quarks. Top quarks are excluded, so summing the W channels gives
+    Pythia's ``V2CKMsum(id1) * V2CKMsum(id2)``.
+    """
+    ew = ew or ElectroweakParameters()
+    for f in (id1, id2):
+        if abs(int(f)) not in QUARKS:
+            raise InputError(f"WBF flavours must be PDG quark ids +-1..+-5, got {f}")
+
+    def partners(f: int) -> list[int]:
+        cands = (2, 4) if abs(f) % 2 else (1, 3, 5)
+        return [c if f > 0 else -c for c in cands if ckm_modulus(f, c, ew) > 0]
+
+    seen: dict[tuple[int, int], tuple[int, int, float]] = {}
+    candidates = []
+    if exchange in ("all", "neutral"):
+        candidates.append((id1, id2))
+    if exchange in ("all", "charged"):
+        q = lambda f: (1 if f > 0 else -1) * charge(f)  # noqa: E731
+        candidates += [(a, b) for a in partners(id1) for b in partners(id2) if abs(q(a) + q(b) - q(id1) - q(id2)) < 1e-9]
+    for a, b in candidates:
+        seen.setdefault(tuple(sorted((a, b))), (a, b, 0.5 if a == b else 1.0))
+    return list(seen.values())

@@ -1,0 +1,52 @@
+"""Figures shared by every stage: CMS-style (mplhep) histogram overlays written as PNG."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+import hist
+import matplotlib
+import numpy as np
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import mplhep  # noqa: E402
+
+plt.style.use(mplhep.style.CMS)
+
+
+def overlay(histograms: Mapping[str, hist.Hist], path: str | os.PathLike[str], xlabel: str, title: str = "",
+            density: bool = True, logy: bool = False) -> None:
+    """Draw 1D histograms (label -> Hist) on one axis and save to ``path``."""
+    fig, ax = plt.subplots(figsize=(8, 6))
+    for label, h in histograms.items():
+        if h.values().sum() > 0:
+            mplhep.histplot(h, ax=ax, label=label, density=density, histtype="step", yerr=True)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("normalised" if density else "events")
+    if logy:
+        ax.set_yscale("log")
+    if title:
+        ax.set_title(title, fontsize=16, loc="right")
+    ax.legend(fontsize=14)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def bars(labels: list[str], values: Mapping[str, list[float]], path: str | os.PathLike[str], ylabel: str, title: str = "") -> None:
+    """Grouped bar chart (e.g. a cut-flow: cut labels x series), saved to ``path``."""
+    fig, ax = plt.subplots(figsize=(9, 6))
+    x = np.arange(len(labels))
+    width = 0.8 / max(len(values), 1)
+    for i, (name, vals) in enumerate(values.items()):
+        ax.bar(x + i * width - 0.4 + width / 2, vals, width, label=name)
+    ax.set_xticks(x, labels, rotation=20, fontsize=12)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title, fontsize=16, loc="right")
+    ax.legend(fontsize=14)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,1 @@
+"""Stage ``prepare``: read event files (ROOT or LHE), select, and write per-event features to parquet."""
