@@ -20,6 +20,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from .errors import InputError
+
 log = logging.getLogger("lhcchain")
 
 
@@ -101,6 +103,17 @@ class Progress:
     def _emit(self, now: float) -> None:
         of = f"/{self.total}" if self.total else ""
         log.info("%s: %d%s %s, %.1f %s/s", self.label, self.count, of, self.unit, self.count / max(now - self.start, 1e-12), self.unit)
+
+
+@contextlib.contextmanager
+def stage_errors(logfile: str | os.PathLike[str] | None = None) -> Iterator[None]:
+    """Log to ``logfile``; turn an :class:`InputError` into one clear line and exit status 1."""
+    setup_logging(logfile)
+    try:
+        yield
+    except InputError as exc:
+        log.error("%s", exc)
+        raise SystemExit(f"lhcchain: {exc}") from None
 
 
 def setup_logging(logfile: str | os.PathLike[str] | None = None) -> None:

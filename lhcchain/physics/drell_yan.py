@@ -31,7 +31,15 @@ from .electroweak import (
     photon_coupling,
     z_chiral_couplings,
 )
-from .helicity import dirac_bar, fermion_current, minkowski_dot, propagator_denominator, spinor_u, spinor_v, vector_propagator
+from .helicity import (
+    chiral_currents,
+    chiral_spinors,
+    dirac_bar,
+    minkowski_dot,
+    propagator_denominator,
+    scale_chiral,
+    vector_propagator,
+)
 
 _LEPTON = CHARGED_LEPTONS[0]
 
@@ -87,23 +95,15 @@ def drell_yan_me2(
     """
     ew = ew or ElectroweakParameters()
     p, fl, alpha = _prepare(momenta, flavour, alpha_em, ew)
-    if isinstance(alpha, torch.Tensor):
-        alpha = alpha[:, None, None]
-    hel = (1, -1)
-    u1 = torch.stack([spinor_u(p[:, 0], h) for h in hel], 1)
-    vbar2 = torch.stack([dirac_bar(spinor_v(p[:, 1], h)) for h in hel], 1)
-    ubar3 = torch.stack([dirac_bar(spinor_u(p[:, 2], h)) for h in hel], 1)
-    v4 = torch.stack([spinor_v(p[:, 3], h) for h in hel], 1)
-    q = (p[:, 0] + p[:, 1])[:, None, None, :]
-    amp = 0.0
-    for mass, width, (ql, qr), (ll, lr) in _exchanges(fl, ew, zprime, photon, z, alpha):
-        jq = fermion_current(vbar2[:, :, None], u1[:, None], ql, qr)  # [b, h2, h1, mu]
-        jl = fermion_current(ubar3[:, :, None], v4[:, None], ll, lr)  # [b, h3, h4, mu]
-        jq = vector_propagator(jq, q, mass, width, ew.running_width)
-        amp = amp + minkowski_dot(jq[:, :, :, None, None, :], jl[:, None, None, :, :, :])
-    if isinstance(amp, float):
-        return torch.zeros(p.shape[0], dtype=p.dtype, device=p.device)
-    return (amp.abs() ** 2).sum((1, 2, 3, 4)) / 12.0
+    # Massless fermions: only lines of one chirality contribute, axis [L, R].
+    jq = chiral_currents(dirac_bar(chiral_spinors(p[:, 1], antifermion=True)), chiral_spinors(p[:, 0]))
+    jl = chiral_currents(dirac_bar(chiral_spinors(p[:, 2])), chiral_spinors(p[:, 3], antifermion=True))
+    q = (p[:, 0] + p[:, 1])[:, None, :]
+    amp = torch.zeros(p.shape[0], 2, 2, dtype=jq.dtype, device=p.device)
+    for mass, width, cq, cl in _exchanges(fl, ew, zprime, photon, z, alpha):
+        prop = vector_propagator(scale_chiral(jq, *cq), q, mass, width, ew.running_width)
+        amp = amp + minkowski_dot(prop[:, :, None, :], scale_chiral(jl, *cl)[:, None, :, :])
+    return (amp.abs() ** 2).sum((1, 2)) / 12.0
 
 
 def drell_yan_chiral_amplitudes(

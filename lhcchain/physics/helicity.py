@@ -97,26 +97,47 @@ def _omegas(p: torch.Tensor, mass: float) -> tuple[torch.Tensor, torch.Tensor]:
     return w_plus, w_minus
 
 
-def spinor_u(p: torch.Tensor, helicity: int, mass: float = 0.0) -> torch.Tensor:
-    """Dirac spinor ``u(p, helicity)`` for a fermion of mass ``mass`` (GeV): shape ``(..., 4)``."""
+def helicity_spinors(p: torch.Tensor, mass: float = 0.0, antifermion: bool = False) -> torch.Tensor:
+    """``u(p, l)`` (or ``v(p, l)`` if ``antifermion``) for ``l = +1, -1``: shape ``(..., 2, 4)``.
+
+    ``mass`` in GeV must be the mass of ``p``; 0 gives exactly massless spinors.
+    """
     chi_p, chi_m = _two_component(p)
     w_plus, w_minus = (w.to(chi_p.dtype)[..., None] for w in _omegas(p, mass))
-    if helicity == 1:
-        return torch.cat([w_minus * chi_p, w_plus * chi_p], dim=-1)
-    if helicity == -1:
-        return torch.cat([w_plus * chi_m, w_minus * chi_m], dim=-1)
-    raise ValueError(f"helicity must be +1 or -1, got {helicity}")
+    if antifermion:
+        plus = torch.cat([-w_plus * chi_m, w_minus * chi_m], dim=-1)
+        minus = torch.cat([w_minus * chi_p, -w_plus * chi_p], dim=-1)
+    else:
+        plus = torch.cat([w_minus * chi_p, w_plus * chi_p], dim=-1)
+        minus = torch.cat([w_plus * chi_m, w_minus * chi_m], dim=-1)
+    return torch.stack([plus, minus], dim=-2)
+
+
+def spinor_u(p: torch.Tensor, helicity: int, mass: float = 0.0) -> torch.Tensor:
+    """Dirac spinor ``u(p, helicity)`` for a fermion of mass ``mass`` (GeV): shape ``(..., 4)``."""
+    return helicity_spinors(p, mass)[..., _helicity_index(helicity), :]
 
 
 def spinor_v(p: torch.Tensor, helicity: int, mass: float = 0.0) -> torch.Tensor:
     """Dirac spinor ``v(p, helicity)`` for an antifermion of mass ``mass`` (GeV): shape ``(..., 4)``."""
-    chi_p, chi_m = _two_component(p)
-    w_plus, w_minus = (w.to(chi_p.dtype)[..., None] for w in _omegas(p, mass))
-    if helicity == 1:
-        return torch.cat([-w_plus * chi_m, w_minus * chi_m], dim=-1)
-    if helicity == -1:
-        return torch.cat([w_minus * chi_p, -w_plus * chi_p], dim=-1)
-    raise ValueError(f"helicity must be +1 or -1, got {helicity}")
+    return helicity_spinors(p, mass, antifermion=True)[..., _helicity_index(helicity), :]
+
+
+def _helicity_index(helicity: int) -> int:
+    if helicity not in (1, -1):
+        raise ValueError(f"helicity must be +1 or -1, got {helicity}")
+    return 0 if helicity == 1 else 1
+
+
+def chiral_spinors(p: torch.Tensor, antifermion: bool = False) -> torch.Tensor:
+    """Massless spinors of definite chirality, axis ``[L, R]``: shape ``(..., 2, 4)``.
+
+    Fermion: ``u_L = u(p, -1)``, ``u_R = u(p, +1)``; antifermion: ``v_L = v(p, +1)``,
+    ``v_R = v(p, -1)``. For massless lines only currents with both ends of one chirality are
+    non-zero, so helicity sums reduce to sums over line chiralities.
+    """
+    s = helicity_spinors(p, antifermion=antifermion)
+    return s if antifermion else s.flip(-2)
 
 
 def dirac_bar(psi: torch.Tensor) -> torch.Tensor:
@@ -142,13 +163,47 @@ def fermion_current(
 ) -> torch.Tensor:
     """``J^mu = bar gamma^mu (c_L P_L + c_R P_R) psi`` (upper index), ``bar`` from :func:`dirac_bar`.
 
-    Couplings may be floats or tensors broadcastable to the output without its last axis.
+    Couplings may be floats or tensors broadcastable to the output without its last axis; a
+    float 0 skips that chirality.
     """
-    left = _sandwich(bar[..., 2:], psi[..., :2], -1.0)
-    right = _sandwich(bar[..., :2], psi[..., 2:], 1.0)
-    cl = c_left[..., None] if isinstance(c_left, torch.Tensor) else c_left
-    cr = c_right[..., None] if isinstance(c_right, torch.Tensor) else c_right
-    return cl * left + cr * right
+    out = 0.0
+    if not (isinstance(c_left, float) and c_left == 0.0):
+        cl = c_left[..., None] if isinstance(c_left, torch.Tensor) else c_left
+        out = out + cl * _sandwich(bar[..., 2:], psi[..., :2], -1.0)
+    if not (isinstance(c_right, float) and c_right == 0.0):
+        cr = c_right[..., None] if isinstance(c_right, torch.Tensor) else c_right
+        out = out + cr * _sandwich(bar[..., :2], psi[..., 2:], 1.0)
+    if isinstance(out, float):
+        return torch.zeros(torch.broadcast_shapes(bar.shape, psi.shape), dtype=bar.dtype, device=bar.device)
+    return out
+
+
+def chiral_currents(bar: torch.Tensor, psi: torch.Tensor) -> torch.Tensor:
+    """Massless-line currents ``[bar_L gamma^mu P_L psi_L, bar_R gamma^mu P_R psi_R]``: ``(..., 2, 4)``.
+
+    ``bar`` and ``psi`` have a chirality axis ``[L, R]`` before the spinor axis (``bar`` from
+    :func:`dirac_bar` of :func:`chiral_spinors`); couplings are applied by the caller.
+    """
+    left = _sandwich(bar[..., 0, 2:], psi[..., 0, :2], -1.0)
+    right = _sandwich(bar[..., 1, :2], psi[..., 1, 2:], 1.0)
+    return torch.stack([left, right], dim=-2)
+
+
+def scale_chiral(
+    current: torch.Tensor, c_left: float | torch.Tensor, c_right: float | torch.Tensor
+) -> torch.Tensor:
+    """Multiply the ``[L, R]`` axis (second to last) of ``current`` by ``(c_L, c_R)``.
+
+    Couplings are floats or ``(batch,)`` tensors (batch = first axis of ``current``).
+    """
+    real = current.real.dtype
+    if isinstance(c_left, torch.Tensor) or isinstance(c_right, torch.Tensor):
+        cl, cr = (torch.as_tensor(c, dtype=real, device=current.device) for c in (c_left, c_right))
+        c = torch.stack(torch.broadcast_tensors(cl, cr), -1)
+        c = c.reshape(c.shape[:-1] + (1,) * (current.ndim - 3) + (2, 1))
+    else:
+        c = torch.tensor([c_left, c_right], dtype=real, device=current.device)[:, None]
+    return current * c
 
 
 def propagator_denominator(

@@ -184,6 +184,13 @@ class _Subgrid:
     xf: np.ndarray  # (nx, nq, n_flavours)
 
 
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text()
+    except (OSError, UnicodeDecodeError) as err:
+        raise InputError(f"cannot read PDF file {path}: {err}") from err
+
+
 def _read_yaml(text: str, path: Path, what: str) -> dict[str, Any]:
     try:
         data = yaml.safe_load(text)
@@ -196,19 +203,24 @@ def _read_yaml(text: str, path: Path, what: str) -> dict[str, Any]:
     return data
 
 
-def _numbers(line: str, dtype: type, path: Path, what: str) -> np.ndarray:
+_FLOAT = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+
+
+def _numbers(text: str, dtype: type, path: Path, what: str) -> np.ndarray:
+    """Whitespace-separated numbers; like C++ stream input (which Pythia and LHAPDF use), also
+    numbers written without a separating blank (``0.0e+000.0e+00``, seen in CT14qed)."""
     try:
-        return np.array(line.split(), dtype=dtype)
+        return np.array(text.split(), dtype=dtype)
     except ValueError as err:
-        raise InputError(f"{path}: malformed {what}: {err}") from err
+        tokens = _FLOAT.findall(text) if dtype is float else []
+        if not tokens or "".join(tokens) != "".join(text.split()):
+            raise InputError(f"{path}: malformed {what}: {err}") from err
+        return np.array(tokens, dtype=dtype)
 
 
 def _read_lhagrid1(path: Path) -> tuple[dict[str, Any], list[_Subgrid]]:
     """Header metadata and subgrids of an ``lhagrid1`` member file."""
-    try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError) as err:
-        raise InputError(f"cannot read PDF grid file {path}: {err}") from err
+    text = _read_text(path)
     header, *blocks = re.split(r"^---[ \t]*$", text, flags=re.MULTILINE)
     if not blocks:
         raise InputError(f"{path}: not an lhagrid1 file (no '---' line after the header)")
@@ -231,11 +243,15 @@ def _read_lhagrid1(path: Path) -> tuple[dict[str, Any], list[_Subgrid]]:
         if values.size != expected:
             raise InputError(f"{path}: {what} has {values.size} values, expected {x.size} x * {q.size} Q * "
                              f"{len(flavours)} flavours = {expected}")
+        values = values.reshape(x.size, q.size, len(flavours))
+        repeated = np.flatnonzero(np.diff(x) == 0) + 1  # a repeated x knot with equal values (CT14qed): drop it
+        if repeated.size and np.array_equal(values[repeated], values[repeated - 1]):
+            x, values = np.delete(x, repeated), np.delete(values, repeated, axis=0)
         if x.size < 4 or q.size < 2:
             raise InputError(f"{path}: {what} needs at least 4 x knots and 2 Q knots, has {x.size} and {q.size}")
         if not (np.all(x > 0) and np.all(np.diff(x) > 0) and np.all(q > 0) and np.all(np.diff(q) > 0)):
             raise InputError(f"{path}: {what} knots must be positive and strictly increasing")
-        grids.append(_Subgrid(x, q, flavours, values.reshape(x.size, q.size, len(flavours))))
+        grids.append(_Subgrid(x, q, flavours, values))
     if not grids:
         raise InputError(f"{path}: no subgrid found after the header")
     for i, (lower, upper) in enumerate(zip(grids, grids[1:]), start=1):
@@ -253,7 +269,7 @@ def _metadata_from_name(name: str) -> dict[str, Any]:
     if alphas:
         meta["AlphaS_MZ"] = int(alphas.group(1)) / 1000
     for token in name.lower().split("_"):
-        order = re.match(r"(n3lo|nnlo|nlo|lo)", token)
+        order = re.fullmatch(r"(n3lo|nnlo|nlo|lo)(nllx)?", token)
         if order:
             meta["AlphaS_OrderQCD"] = _ORDER_TOKENS[order.group(1)]
             break
@@ -484,7 +500,7 @@ class GridPDF:
     def __init__(self, path: Path, info_path: Path | None = None, member: int = 0,
                  metadata: Mapping[str, Any] | None = None) -> None:
         header, grids = _read_lhagrid1(path)
-        info = _read_yaml(info_path.read_text(), info_path, "set info") if info_path is not None else {}
+        info = _read_yaml(_read_text(info_path), info_path, "set info") if info_path is not None else {}
         self.name = _set_name(path)
         self.member = member
         self.path = path

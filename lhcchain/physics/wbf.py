@@ -45,16 +45,21 @@ from .electroweak import (
     weak_coupling,
     z_chiral_couplings,
 )
-from .helicity import dirac_bar, epsilon_contract, fermion_current, minkowski_dot, spinor_u, spinor_v, vector_propagator
+from .helicity import (
+    chiral_currents,
+    chiral_spinors,
+    dirac_bar,
+    epsilon_contract,
+    minkowski_dot,
+    scale_chiral,
+    vector_propagator,
+)
 
 #: ``f_WWt / Lambda^2`` is given in TeV^-2; this converts it to GeV^-2.
 TEV2_TO_GEV2 = 1.0e-6
 
 Exchange = Literal["all", "neutral", "charged"]
 Flavours = tuple[int, int, int, int]
-
-_HEL = (1, -1)
-
 
 def _line_kind(pdg_in: int, pdg_out: int, ew: ElectroweakParameters) -> str | None:
     """``'neutral'`` (same flavour), ``'charged'`` (W transition with ``|V| > 0``) or None."""
@@ -104,64 +109,54 @@ def _amplitudes(
     alpha_em: float | torch.Tensor,
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Per allowed topology: (SM amplitude, EFT amplitude per unit f in TeV^-2), each
-    ``(batch, 2, 2, 2, 2)`` over the helicities of particles 1..4; topology B carries its sign -1."""
+    ``(batch, 2, 2)`` over the chiralities ``[L, R]`` of the lines of particles 1 and 2;
+    topology B carries its fermion sign -1."""
     p = momenta
-    # Spinors with the helicity axis second: incoming u / vbar, outgoing ubar / v.
-    spin = {}
-    for i in range(4):
-        quark = flavours[i] > 0
-        if i < 2:
-            psi = [spinor_u(p[:, i], h) if quark else dirac_bar(spinor_v(p[:, i], h)) for h in _HEL]
-        else:
-            psi = [dirac_bar(spinor_u(p[:, i], h)) if quark else spinor_v(p[:, i], h) for h in _HEL]
-        spin[i] = torch.stack(psi, 1)
-
-    alpha = _per_event(alpha_em, 3)
-    g = weak_coupling(alpha, ew)
+    if isinstance(alpha_em, torch.Tensor):
+        alpha_em = alpha_em.to(p.dtype)
+    spin = [chiral_spinors(p[:, i], antifermion=flavours[i] < 0) for i in range(4)]
+    g = weak_coupling(alpha_em, ew)
     sw, cw = ew.sin_theta_w, ew.cos_theta_w
-    eft_coupling = _per_event(-2.0 * weak_coupling(alpha_em, ew) * ew.mw * TEV2_TO_GEV2, 5)
+    eft_coupling = _per_event(-2.0 * g * ew.mw * TEV2_TO_GEV2, 3)
     out = []
     for kind, o1, o2 in _topologies(flavours, ew, exchange):
         sm_cur, eft_cur, ks = [], [], []
         for i, o in ((0, o1), (1, o2)):
-            if flavours[i] > 0:  # quark line: ubar(out) ... u(in)
-                bar, ket = spin[o][:, None], spin[i][:, :, None]
-            else:  # antiquark line: vbar(in) ... v(out)
-                bar, ket = spin[i][:, :, None], spin[o][:, None]
-            j_left = fermion_current(bar, ket, 1.0, 0.0)  # [b, h_in, h_out, mu]
-            j_right = fermion_current(bar, ket, 0.0, 1.0)
+            # Quark line ubar(out) ... u(in); antiquark line vbar(in) ... v(out).
+            bar, ket = (spin[o], spin[i]) if flavours[i] > 0 else (spin[i], spin[o])
+            j = chiral_currents(dirac_bar(bar), ket)
             k = p[:, i] - p[:, o]
-            kb = k[:, None, None, :]
+            kb = k[:, None, :]
             if kind == "neutral":
-                cl, cr = z_chiral_couplings(flavours[i], ew, alpha)
-                jz = vector_propagator(_per_event(cl, 4) * j_left + _per_event(cr, 4) * j_right, kb, ew.mz, ew.gamma_z, ew.running_width)
-                ja = vector_propagator(_per_event(photon_coupling(flavours[i], ew, alpha), 4) * (j_left + j_right), kb, 0.0)
+                jz = vector_propagator(scale_chiral(j, *z_chiral_couplings(flavours[i], ew, alpha_em)), kb, ew.mz, ew.gamma_z, ew.running_width)
+                eq = photon_coupling(flavours[i], ew, alpha_em)
+                ja = vector_propagator(scale_chiral(j, eq, eq), kb, 0.0)
                 sm_cur.append(jz)
                 eft_cur.append(cw * jz + sw * ja)
             else:
-                jw = vector_propagator(_per_event(w_coupling(flavours[i], flavours[o], ew, alpha), 4) * j_left, kb, ew.mw, ew.gamma_w, ew.running_width)
+                gw = w_coupling(flavours[i], flavours[o], ew, alpha_em)
+                jw = vector_propagator(scale_chiral(j, gw, 0.0 * gw), kb, ew.mw, ew.gamma_w, ew.running_width)
                 sm_cur.append(jw)
                 eft_cur.append(jw)
-            ks.append(k)
-        g_hvv = g * (ew.mz / cw if kind == "neutral" else ew.mw)
-        a1, a2 = sm_cur[0][:, :, :, None, None, :], sm_cur[1][:, None, None, :, :, :]
-        sm = _per_event(g_hvv, 5) * minkowski_dot(a1, a2)
-        e1, e2 = eft_cur[0][:, :, :, None, None, :], eft_cur[1][:, None, None, :, :, :]
-        k1, k2 = (k[:, None, None, None, None, :] for k in ks)
-        eft = eft_coupling * epsilon_contract(e1, e2, k1, k2)
-        # Axes are (h_1, h_o1, h_2, h_o2); reorder to the helicities of particles (1, 2, 3, 4).
-        perm = (0, 1, 3, 2, 4) if o1 == 2 else (0, 1, 3, 4, 2)
+            ks.append(k[:, None, None, :])
+        g_hvv = _per_event(g * (ew.mz / cw if kind == "neutral" else ew.mw), 3)
+        sm = g_hvv * minkowski_dot(sm_cur[0][:, :, None, :], sm_cur[1][:, None, :, :])
+        eft = eft_coupling * epsilon_contract(eft_cur[0][:, :, None, :], eft_cur[1][:, None, :, :], ks[0], ks[1])
         sign = 1.0 if o1 == 2 else -1.0
-        out.append((sign * sm.permute(perm), sign * eft.permute(perm)))
+        out.append((sign * sm, sign * eft))
     return out
 
 
 def _colour_spin_sum(x: list[torch.Tensor], y: list[torch.Tensor]) -> torch.Tensor:
-    """``Re sum_hel sum_colour x y^*`` averaged over initial spins and colours (topologies A, B)."""
-    total = sum((xa * ya.conj()).real.sum((1, 2, 3, 4)) for xa, ya in zip(x, y))
+    """``Re sum_hel sum_colour x y^*`` averaged over initial spins and colours (topologies A, B).
+
+    Topologies A and B interfere (colour factor 1/3 relative) only when both lines have the
+    same chirality, i.e. on the diagonal of the ``[L, R] x [L, R]`` chirality axes.
+    """
+    total = sum((xa * ya.conj()).real.sum((1, 2)) for xa, ya in zip(x, y))
     if len(x) == 2:
         cross = x[0] * y[1].conj() + x[1] * y[0].conj()
-        total = total + cross.real.sum((1, 2, 3, 4)) / 3.0
+        total = total + cross.diagonal(dim1=1, dim2=2).real.sum(-1) / 3.0
     return total / 4.0
 
 
@@ -212,7 +207,7 @@ def wbf_me2(
     amps = _amplitudes(momenta, fl, ew, exchange, ew.alpha_em if alpha_em is None else alpha_em)
     if not amps:
         return torch.zeros(momenta.shape[0], dtype=momenta.dtype, device=momenta.device)
-    f = _per_event(f_wwt, 5)
+    f = _per_event(f_wwt, 3)
     total = [sm + f * eft for sm, eft in amps]
     return _colour_spin_sum(total, total)
 

@@ -1,0 +1,60 @@
+"""Config helpers shared by the Snakefile and the tests (no Snakemake import here).
+
+``prepare_settings`` resolves the settings ``prepare`` uses for one sample or dataset: the
+``prepare`` section with the entry's own ``levels`` and ``selection`` keys laid over it.
+``stage_sources`` lists the lhcchain source files a stage runs, which each rule declares as input
+so that a code change reruns exactly the stages that use it.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from .errors import InputError
+
+PACKAGE = Path(__file__).resolve().parent
+COMMON = ("__init__.py", "errors.py", "io.py", "plotting.py", "stats.py")
+
+
+def stage_sources(*packages: str) -> list[str]:
+    """Source files of lhcchain sub-packages ``packages`` plus the shared modules, sorted."""
+    files = {PACKAGE / name for name in COMMON}
+    for pkg in packages:
+        files.update((PACKAGE / pkg).glob("*.py"))
+    return sorted(str(f) for f in files)
+
+
+def entry(config: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    """The sample or dataset ``name``."""
+    if name in config["samples"]:
+        return config["samples"][name]
+    if name in config["datasets"]:
+        return config["datasets"][name]
+    raise InputError(f"config: {name!r} is neither under 'samples' nor under 'datasets'")
+
+
+def prepare_settings(config: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """``prepare`` section for ``name`` with its ``levels``/``selection``/``format`` overrides applied."""
+    settings = copy.deepcopy(dict(config["prepare"]))
+    own = entry(config, name)
+    if "levels" in own:
+        settings["levels"] = list(own["levels"])
+    if "format" in own:
+        settings["format"] = own["format"]
+    settings["selection"] = {**settings["selection"], **own.get("selection", {})}
+    return settings
+
+
+def chunk_files(config: Mapping[str, Any], sample: str, ext: str) -> list[str]:
+    """Paths of every chunk output ``results/sim/{sample}/chunk{i}.{ext}`` of a simulated sample."""
+    return [f"results/sim/{sample}/chunk{i}.{ext}" for i in range(int(config["samples"][sample]["chunks"]))]
+
+
+def prepare_inputs(config: Mapping[str, Any], name: str) -> list[str]:
+    """Event files ``prepare`` reads for ``name``: simulated chunks of a sample, or a dataset's files."""
+    if name in config["samples"]:
+        return chunk_files(config, name, "root")
+    return list(entry(config, name)["files"])
