@@ -83,11 +83,6 @@ class ElectroweakParameters:
     def cos_theta_w(self) -> float:
         return math.sqrt(self.cos2_theta_w)
 
-    @property
-    def vev(self) -> float:
-        """Higgs vacuum expectation value ``v = 2 M_W / g`` in GeV at ``alpha_em``."""
-        return 2.0 * self.mw / weak_coupling(self.alpha_em, self)
-
 
 def electric_coupling(alpha_em: float | torch.Tensor) -> float | torch.Tensor:
     """``e = sqrt(4 pi alpha_em)`` (float or tensor)."""

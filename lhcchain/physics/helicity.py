@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import torch
 
-_METRIC = (1.0, -1.0, -1.0, -1.0)
-
 
 def complex_dtype(dtype: torch.dtype) -> torch.dtype:
     """complex128 for float64, complex64 for float32 (a complex dtype is returned unchanged)."""
@@ -75,14 +73,15 @@ def _two_component(p: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     pt2 = px * px + py * py
     pp = torch.sqrt(pt2 + pz * pz)
     # |p| + pz and |p| - pz without cancellation.
-    safe_pp = torch.where(pp > 0, pp, torch.ones_like(pp))
-    plus = torch.where(pz >= 0, pp + pz, pt2 / torch.where(pp - pz > 0, pp - pz, torch.ones_like(pp)))
-    minus = torch.where(pz <= 0, pp - pz, pt2 / torch.where(pp + pz > 0, pp + pz, torch.ones_like(pp)))
-    cos_half = torch.where(pp > 0, torch.sqrt(plus / (2 * safe_pp)), torch.ones_like(pp))
-    sin_half = torch.where(pp > 0, torch.sqrt(minus / (2 * safe_pp)), torch.zeros_like(pp))
+    one = torch.ones_like(pp)
+    safe_pp = torch.where(pp > 0, pp, one)
+    plus = torch.where(pz >= 0, pp + pz, pt2 / torch.where(pp - pz > 0, pp - pz, one))
+    minus = torch.where(pz <= 0, pp - pz, pt2 / torch.where(pp + pz > 0, pp + pz, one))
+    cos_half = torch.where(pp > 0, torch.sqrt(plus / (2 * safe_pp)), one)
+    sin_half = torch.where(pp > 0, torch.sqrt(minus / (2 * safe_pp)), 0 * pp)
     pt = torch.sqrt(pt2)
-    safe_pt = torch.where(pt > 0, pt, torch.ones_like(pt))
-    phase = torch.where(pt > 0, torch.complex(px / safe_pt, py / safe_pt), torch.complex(torch.ones_like(pt), torch.zeros_like(pt)))
+    safe_pt = torch.where(pt > 0, pt, one)
+    phase = torch.complex(torch.where(pt > 0, px / safe_pt, one), py / safe_pt)  # e^{i phi}, 1 on the z axis
     c, s = cos_half.to(phase.dtype), sin_half.to(phase.dtype)
     chi_plus = torch.stack([c, phase * s], dim=-1)
     chi_minus = torch.stack([-phase.conj() * s, c], dim=-1)
