@@ -60,7 +60,8 @@ def _exchanges(
         eq, el = photon_coupling(flavour, ew, alpha_em), photon_coupling(_LEPTON, ew, alpha_em)
         out.append((0.0, 0.0, (eq, eq), (el, el)))
     if z:
-        out.append((ew.mz, ew.gamma_z, z_chiral_couplings(flavour, ew, alpha_em), z_chiral_couplings(_LEPTON, ew, alpha_em)))
+        cq, cl = z_chiral_couplings(flavour, ew, alpha_em), z_chiral_couplings(_LEPTON, ew, alpha_em)
+        out.append((ew.mz, ew.gamma_z, cq, cl))
     if zprime is not None:
         out.append((zprime.mass, zprime.width, zprime.chiral_couplings(flavour), zprime.chiral_couplings(_LEPTON)))
     return out
