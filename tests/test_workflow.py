@@ -1,0 +1,138 @@
+"""The Snakemake workflow: lint, cluster-profile dry runs, and an end-to-end run of config/test.yaml.
+
+The end-to-end run happens in a scratch project (symlinks to this checkout's workflow files, and
+to ../shared) so that it never touches the checkout's own results/.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from .conftest import ROOT, SHARED_DATA
+
+LINKED = ("workflow", "rules", "scripts", "config", "envs")
+Z_MASS = 91.1876
+
+
+def snakemake(args: list[str], cwd: Path, timeout: int = 900) -> subprocess.CompletedProcess[str]:
+    """Run snakemake in ``cwd`` and return the finished process (stdout and stderr merged)."""
+    return subprocess.run(["snakemake", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "PYTHONWARNINGS": "ignore"})
+
+
+def scheduled(out: str) -> dict[str, int]:
+    """Rule -> job count from a dry run's 'Job stats' table."""
+    table = out.split("Job stats:")[1].split("total")[0] if "Job stats:" in out else ""
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", table, re.M)}
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Scratch project: <tmp>/work with the workflow linked in, and <tmp>/shared -> ../shared."""
+    base = tmp_path_factory.mktemp("project")
+    (base / "shared").symlink_to(SHARED_DATA.parent)
+    work = base / "work"
+    work.mkdir()
+    for name in LINKED:
+        (work / name).symlink_to(ROOT / name)
+    return work
+
+
+def test_lint_is_clean() -> None:
+    res = snakemake(["--lint"], ROOT)
+    assert res.returncode == 0, res.stderr
+    assert "Congratulations, your workflow is in a good condition" in res.stdout + res.stderr
+
+
+@pytest.mark.parametrize("profile", ["slurm", "htcondor"])
+def test_cluster_profile_dry_run(project: Path, profile: str) -> None:
+    res = snakemake(["-n", "--profile", f"workflow/profiles/{profile}", "--configfile", "config/test.yaml"], project)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    jobs = scheduled(res.stdout + res.stderr)
+    assert jobs["simulate"] == 5 and jobs["prepare"] == 6 and jobs["simulate_summary"] == 3
+
+
+@pytest.fixture(scope="module")
+def e2e(project: Path) -> Path:
+    """Run config/test.yaml end to end once; returns the project folder."""
+    res = snakemake(["--cores", "2", "--configfile", "config/test.yaml"], project)
+    assert res.returncode == 0, res.stdout[-5000:] + res.stderr[-5000:]
+    return project
+
+
+def test_end_to_end_outputs(e2e: Path) -> None:
+    cfg = yaml.safe_load((ROOT / "config" / "test.yaml").read_text())
+    for sample, s in cfg["samples"].items():
+        for i in range(s["chunks"]):
+            assert (e2e / f"results/sim/{sample}/chunk{i}.root").stat().st_size > 0
+        sim = json.loads((e2e / f"results/sim/{sample}/metrics.json").read_text())
+        assert sim["events"] == s["n_events"]
+        for fig in ("muon_response", "jet_substructure", "met"):
+            assert (e2e / f"results/sim/{sample}/{fig}.png").stat().st_size > 0
+    for name in [*cfg["samples"], *cfg["datasets"]]:
+        d = e2e / f"results/data/{name}"
+        meta = json.loads((d / "metadata.json").read_text())
+        rows = sum(len(pd.read_parquet(d / f"{s}.parquet")) for s in ("train", "val", "test"))
+        assert rows == meta["counts"]["kept"] > 0
+        assert not list(d.glob(".staging-*"))
+    # The nominal sample's particle-level Z peak, from tiny statistics: a loose sanity bound here;
+    # the 1 GeV statement is checked on the default config (see README).
+    peak = json.loads((e2e / "results/data/nominal/metrics.json").read_text())["mll_peak"]["particle"]
+    assert abs(peak["mean"] - Z_MASS) < 3 * peak["mean_err"] + 1.0
+
+
+def test_every_rule_stays_under_4_gb(e2e: Path) -> None:
+    tables = list((e2e / "benchmarks").rglob("*.tsv"))
+    assert len(tables) == 14  # 5 simulate + 3 summaries + 6 prepare
+    for t in tables:
+        row = next(csv.DictReader(t.open(), delimiter="\t"))
+        assert float(row["max_rss"]) < 4000, (t, row["max_rss"])
+
+
+def test_logs_show_progress(e2e: Path) -> None:
+    log = (e2e / "logs/simulate/nominal/chunk0.log").read_text()
+    assert re.search(r"\d+/\d+ events, [\d.]+ events/s", log)
+    assert "prepare nominal" in (e2e / "logs/prepare/nominal.log").read_text()
+
+
+def _with_change(project: Path, change: dict) -> Path:
+    cfg = yaml.safe_load((ROOT / "config" / "test.yaml").read_text())
+    for dotted, value in change.items():
+        node = cfg
+        *keys, last = dotted.split(".")
+        for k in keys:
+            node = node.setdefault(k, {})
+        node[last] = value
+    path = project / "changed.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def test_prepare_setting_reruns_only_prepare(e2e: Path) -> None:
+    changed = _with_change(e2e, {"prepare.selection": {"lepton_pt_min": 25.0}})
+    res = snakemake(["-n", "--configfile", str(changed)], e2e)
+    assert res.returncode == 0, res.stderr[-3000:]
+    jobs = scheduled(res.stdout + res.stderr)
+    assert jobs.get("prepare") == 6
+    assert "simulate" not in jobs and "simulate_summary" not in jobs
+
+
+def test_detector_setting_reruns_simulate_and_dependents(e2e: Path) -> None:
+    changed = _with_change(e2e, {"simulate.detector.isolation": {"cone": 0.4, "pt_min": 0.5}})
+    jobs = scheduled(snakemake(["-n", "--configfile", str(changed)], e2e).stdout)
+    assert jobs.get("simulate") == 5 and jobs.get("simulate_summary") == 3
+    assert jobs.get("prepare") == 3  # the simulated samples, not the external datasets
+
+
+def test_unchanged_config_schedules_nothing(e2e: Path) -> None:
+    res = snakemake(["-n", "--configfile", "config/test.yaml"], e2e)
+    assert "Nothing to be done" in res.stdout + res.stderr
