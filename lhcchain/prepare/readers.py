@@ -20,6 +20,7 @@ import functools
 import itertools
 import operator
 import os
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -220,9 +221,12 @@ def _iterate_root(path: Path, fmt: str, levels: Sequence[str], step_size: int) -
     f = _open_root(path)
     if tree_name not in f.keys(cycle=False):
         raise InputError(f"file {path}: tree {tree_name!r} not found (format {fmt}); keys are {f.keys(cycle=False)}")
-    tree = f[tree_name]
+    try:  # a damaged TTree header fails here (e.g. zlib.error), before any basket is read
+        tree = f[tree_name]
+        present = set(tree.keys())
+    except Exception as exc:
+        raise InputError(f"file {path}: cannot read tree {tree_name!r} (truncated or corrupt file?): {type(exc).__name__}: {exc}") from exc
     req, opt = branches(levels)
-    present = set(tree.keys())
     missing = [b for b in req if b not in present]
     if missing:
         raise InputError(f"file {path}: tree {tree_name!r} lacks branch {missing[0]!r} needed for levels {list(levels)}"
@@ -273,7 +277,15 @@ def _iterate_lhe(path: Path, levels: Sequence[str], step_size: int) -> Iterator[
         events = pylhe.LHEFile.fromfile(str(path)).events
     except Exception as exc:
         raise InputError(f"file {path}: not a readable LHE file: {type(exc).__name__}: {exc}") from exc
-    chunks = iter(lambda: list(itertools.islice(events, step_size)), [])
+
+    def next_chunk() -> list:
+        # pylhe stops at an XML error with only a 'Parse Error' warning: make it an error, so a
+        # truncated or corrupt file is not read as a shorter, valid one.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("error", message="Parse Error", category=RuntimeWarning)
+            return list(itertools.islice(events, step_size))
+
+    chunks = iter(next_chunk, [])
     start = 0
     for chunk in _guarded(chunks, f"file {path}: reading LHE events"):
         a = pylhe.to_awkward(chunk)
