@@ -173,7 +173,8 @@ def _metrics(sample: str, levels: list[str], cutflow: CutFlow, hists: _Histogram
     peaks = {}
     for lv in levels:
         h = hists.peak[lv]
-        if h.values().sum() >= 50:
+        sumw, sumw2 = h.values().sum(), h.variances().sum()
+        if sumw2 > 0 and sumw**2 / sumw2 >= 50:  # effective number of entries, for weighted events
             try:
                 peaks[lv] = fit_peak(h.values(), h.axes[0].edges, h.variances(), gamma=Z_HALF_WIDTH)
                 peaks[lv]["shift_from_mZ"] = peaks[lv]["mean"] - Z_MASS
