@@ -149,7 +149,7 @@ def _rest_frame(q_sq: Tensor, m1_sq: Tensor, m2_sq: Tensor) -> tuple[Tensor, Ten
 def _split(
     q: Tensor, m: Tensor, pstar: Tensor, e1: Tensor, e2: Tensor, cos: Tensor, phi: Tensor, axis: Tensor | None = None
 ) -> tuple[Tensor, Tensor]:
-    """p1, p2 from q, with p1 along polar angle ``cos``, azimuth ``phi`` about ``axis`` (default z) in q's rest frame."""
+    """p1, p2 from q; p1 at polar angle ``cos``, azimuth ``phi`` about ``axis`` (default z) in q's rest frame."""
     sin = torch.sqrt(torch.clamp(1.0 - cos * cos, min=0.0))
     direction = torch.stack([sin * torch.cos(phi), sin * torch.sin(phi), cos], dim=-1)
     if axis is not None:
@@ -223,7 +223,7 @@ class BreitWigner(InvariantMapping):
 
     def __post_init__(self) -> None:
         if not (self.mass > 0 and self.width > 0):
-            raise InputError(f"BreitWigner needs mass > 0 and width > 0 (GeV), got mass={self.mass}, width={self.width}")
+            raise InputError(f"BreitWigner needs mass > 0 and width > 0 (GeV), got {self.mass}, {self.width}")
 
     def sample(self, r: Tensor, lo: Tensor, hi: Tensor) -> tuple[Tensor, Tensor]:
         m_sq = self.mass**2
@@ -275,7 +275,7 @@ class TPropagator:
         if self.mass < 0 or self.cut < 0:
             raise InputError(f"TPropagator needs mass >= 0 and cut >= 0, got mass={self.mass}, cut={self.cut}")
         if self.nu >= 1.0 and self.mass**2 + self.cut <= 0:
-            raise InputError(f"TPropagator with nu={self.nu} and mass 0 needs cut > 0 (GeV^2): the integral diverges at t = 0")
+            raise InputError(f"TPropagator with nu={self.nu} and mass 0 needs cut > 0 (GeV^2): divergent at t = 0")
 
     def sample(self, r: Tensor, t_lo: Tensor, t_hi: Tensor) -> tuple[Tensor, Tensor]:
         """``r, t_lo, t_hi`` (batch,) -> ``(t, |dt/dr|)``; 0 where the range (after the cut) is empty."""
@@ -548,7 +548,8 @@ class TChannel2to3(PartonicMapping):
         i, j, k = self.legs
         mi, mj, mk = (self.masses[x] for x in self.legs)
         p_a, p_b = _incoming(sqrt_s)
-        s_x, jac = self.s_mapping.sample(r[:, 0], _like((mj + mk) ** 2, sqrt_s), torch.clamp(sqrt_s - mi, min=0.0) ** 2)
+        s_lo = _like((mj + mk) ** 2, sqrt_s)
+        s_x, jac = self.s_mapping.sample(r[:, 0], s_lo, torch.clamp(sqrt_s - mi, min=0.0) ** 2)
         p_i, q_x, w1 = t_channel_split(
             _rest_momentum(sqrt_s), p_a, mi**2, s_x, self.t1, r[:, 1], r[:, 2], q_sq=sqrt_s * sqrt_s
         )
@@ -591,7 +592,7 @@ class LuminosityMapping:
     def map(self, r: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """``r`` (batch, 2) -> ``x1, x2`` and the weight w.r.t. ``dx1 dx2`` (dimensionless), each (batch,)."""
         if r.ndim != 2 or r.shape[1] != 2 or not r.is_floating_point():
-            raise InputError(f"LuminosityMapping.map expects a float tensor of shape (batch, 2), got {tuple(r.shape)}")
+            raise InputError(f"LuminosityMapping.map expects a float tensor (batch, 2), got {tuple(r.shape)}")
         s_hat, jac = self.mapping.sample(r[:, 0], _like(self.s_hat_min, r[:, 0]), _like(self.s_hat_max, r[:, 0]))
         log_tau = torch.log(torch.clamp(s_hat / self.s, min=_tiny(r), max=1.0))
         x1 = torch.exp((1.0 - r[:, 1]) * log_tau)
@@ -670,4 +671,5 @@ def channel_weights(channels: Sequence[Channel], momenta: Tensor) -> Tensor:
     g = torch.stack([c.prior(momenta) for c in channels], dim=-1)
     total = g.sum(-1, keepdim=True)
     has = total > 0
-    return torch.where(has, g / torch.where(has, total, torch.ones_like(total)), torch.full_like(g, 1.0 / len(channels)))
+    normalised = g / torch.where(has, total, torch.ones_like(total))
+    return torch.where(has, normalised, torch.full_like(g, 1.0 / len(channels)))

@@ -60,7 +60,8 @@ def estimate(values: torch.Tensor) -> tuple[float, float]:
 def assert_pull(values: torch.Tensor, exact: float, n_sigma: float = 5.0) -> None:
     """|estimate - exact| < n_sigma standard errors (plus round-off, for weights that are exactly flat)."""
     mean, err = estimate(values)
-    assert abs(mean - exact) < n_sigma * err + 1e-12 * abs(exact), f"estimate {mean} +- {err}, exact {exact}, pull {(mean - exact) / err:.2f}"
+    message = f"estimate {mean} +- {err}, exact {exact}"
+    assert abs(mean - exact) < n_sigma * err + 1e-12 * abs(exact), message
 
 
 def phi3_one_massive(s: float, m: float) -> float:
@@ -233,7 +234,9 @@ def test_power_law_lower_bound_and_nu_near_one() -> None:
         torch.testing.assert_close(near[1], base[1], rtol=1e-5, atol=0)
 
 
-@pytest.mark.parametrize("prop", [TPropagator(MW), TPropagator(MW, 1.4), TPropagator(0.0, 1.0, cut=25.0), TPropagator(0.0, 0.5)])
+@pytest.mark.parametrize(
+    "prop", [TPropagator(MW), TPropagator(MW, 1.4), TPropagator(0.0, 1.0, cut=25.0), TPropagator(0.0, 0.5)]
+)
 def test_t_propagator_jacobian_is_exact(prop: TPropagator) -> None:
     r = uniform(5000, 1, seed=6)[:, 0]
     t_lo, t_hi = torch.full_like(r, -HI), torch.zeros_like(r)
@@ -285,7 +288,7 @@ def test_t_channel_2to2_volumes_and_propagator_integral() -> None:
     # point by point: dPhi_2 = dt dphi / (16 pi^2 s) and t ~ 1/(m^2 - t), so weight / (m^2 - t) is constant
     norm = math.log((MW**2 + s) / MW**2) / (8 * math.pi * s)
     torch.testing.assert_close(weight / (MW**2 - t), torch.full_like(t, norm), rtol=1e-9, atol=0)
-    # a massless exchange with a cut -t >= c covers (s - c)/(8 pi s); t is uniform on [-s, 0] in the u leg too
+    # leg=1 maps u = (p_a - p_2)^2; a massless exchange with the cut -u >= c covers (s - c)/(8 pi s)
     cut = 50.0**2
     momenta, weight = TChannel2to2((0.0, 0.0), TPropagator(0.0, 1.0, cut), leg=1, sqrt_s=SQRT_S).map(r)
     u = msq(momenta[:, 0] - momenta[:, 3])
@@ -316,6 +319,10 @@ def test_t_channel_2to3_volume_and_matches_three_body() -> None:
     assert err_t < err_3 / 3  # the t-channel mapping follows this integrand
 
 
+def bw_density(x: float, mass: float, width: float) -> float:
+    return mass * width / ((x - mass**2) ** 2 + (mass * width) ** 2)
+
+
 def test_breit_wigner_reduces_variance() -> None:
     s, mass, width = SQRT_S**2, 300.0, 3.0
 
@@ -336,10 +343,6 @@ def test_breit_wigner_reduces_variance() -> None:
     assert_pull(w_bw * bw(p_bw), exact)
     var_bw, var_fl = (w_bw * bw(p_bw)).var().item(), (w_fl * bw(p_fl)).var().item()
     assert var_fl / var_bw > 1000
-
-
-def bw_density(x: float, mass: float, width: float) -> float:
-    return mass * width / ((x - mass**2) ** 2 + (mass * width) ** 2)
 
 
 # ------------------------------------------------------------------ luminosity and hadronic composition
@@ -372,11 +375,12 @@ def test_luminosity_integrals(mapping, g: str) -> None:
 
 
 def test_hadronic_volume() -> None:
-    """int dx1 dx2 Phi_n(x1 x2 s): n = 2 gives Phi_2 times the luminosity area; n = 3 int dtau (-ln tau) tau s / (256 pi^3)."""
+    """int dx1 dx2 Phi_n(x1 x2 s) = int dtau (-ln tau) Phi_n(tau s), for n = 2 and n = 3 (massless)."""
     lum = LuminosityMapping(E_BEAM, E_BEAM, TAU0 * S_HAD)
     _, weight, _, _ = HadronicMapping(Rambo(2), lum).map(uniform(N, 4, seed=15))
     assert_pull(weight, lum_exact("one", TAU0, 1.0) / (8 * math.pi))
-    _, weight, _, _ = HadronicMapping(ThreeBody((0.0, 0.0, 0.0), (1, 2), PowerLaw(0.5)), lum).map(uniform(N, 7, seed=16))
+    mapping = HadronicMapping(ThreeBody((0.0, 0.0, 0.0), (1, 2), PowerLaw(0.5)), lum)
+    _, weight, _, _ = mapping.map(uniform(N, 7, seed=16))
     tau_integral = 0.25 - (TAU0**2 / 4 - TAU0**2 * math.log(TAU0) / 2)
     assert_pull(weight, tau_integral * S_HAD / (256 * math.pi**3))
 
@@ -402,7 +406,8 @@ def test_float32_matches_float64(name: str) -> None:
 
 
 def test_float32_hadronic_matches_float64() -> None:
-    mapping = HadronicMapping(TChannel2to3((0.0, 0.0, MH), TPropagator(MW), TPropagator(MW)), LuminosityMapping(6500, 6500, 300.0**2))
+    partonic = TChannel2to3((0.0, 0.0, MH), TPropagator(MW), TPropagator(MW))
+    mapping = HadronicMapping(partonic, LuminosityMapping(6500, 6500, 300.0**2))
     r = 1e-3 + (1 - 2e-3) * uniform(2000, 7, seed=18)
     p64, w64, x1_64, _ = mapping.map(r)
     p32, w32, x1_32, _ = mapping.map(r.float())
@@ -424,7 +429,8 @@ def test_forbidden_points_get_zero_weight() -> None:
     _, weight = TChannel2to2((0.0, 0.0), TPropagator(0.0, 1.0, cut=2 * SQRT_S**2), sqrt_s=SQRT_S).map(r[:, :2])
     assert (weight == 0).all()
     # hadronic: events below the partonic threshold get weight 0, the others not
-    hadronic = HadronicMapping(TwoBody((300.0, 300.0)), LuminosityMapping(E_BEAM, E_BEAM, 100.0**2, mapping=FlatInvariant()))
+    lum = LuminosityMapping(E_BEAM, E_BEAM, 100.0**2, mapping=FlatInvariant())
+    hadronic = HadronicMapping(TwoBody((300.0, 300.0)), lum)
     _, weight, x1, x2 = hadronic.map(uniform(2000, 4, seed=20))
     above = x1 * x2 * S_HAD > 600.0**2
     assert torch.isfinite(weight).all() and (weight[~above] == 0).all() and (weight[above] > 0).all()
@@ -438,7 +444,10 @@ def test_hypercube_corners_are_finite(dtype: torch.dtype) -> None:
         HadronicMapping(ThreeBody((0.0, 0.0, 0.0), (1, 2), PowerLaw(0.7)), lum),
         HadronicMapping(ThreeBody((0.0, 0.0, MH), (0, 1), BreitWigner(91.19, 2.5)), lum),
         HadronicMapping(TChannel2to3((0.0, 0.0, MH), TPropagator(MW), TPropagator(0.0, 0.5)), lum),
-        HadronicMapping(TChannel2to2((0.0, 0.0), TPropagator(0.0, 1.0, 10.0)), LuminosityMapping(6500, 6500, 100.0**2, mapping=PowerLaw(0.0))),
+        HadronicMapping(
+            TChannel2to2((0.0, 0.0), TPropagator(0.0, 1.0, 10.0)),
+            LuminosityMapping(6500, 6500, 100.0**2, mapping=PowerLaw(0.0)),
+        ),
     ]
     for mapping in mappings:
         dim = mapping.n_random
@@ -447,9 +456,29 @@ def test_hypercube_corners_are_finite(dtype: torch.dtype) -> None:
         assert torch.isfinite(momenta).all() and torch.isfinite(weight).all() and (weight >= 0).all()
 
 
+DEVICES = ["meta"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_outputs_follow_the_input_device(device: str) -> None:
+    """Nothing is created on the CPU behind the caller's back (the meta device fails on any mix)."""
+    lum = LuminosityMapping(6500, 6500, 100.0**2, mapping=BreitWigner(91.19, 2.5))
+    partonic = [
+        Rambo(4),
+        ThreeBody((0.0, 0.0, MH), (0, 1), PowerLaw(1.0, 10.0)),
+        TChannel2to3((0.0, 0.0, MH), TPropagator(MW), TPropagator(MW)),
+    ]
+    for mapping in (HadronicMapping(p, lum) for p in partonic):
+        point = mapping.map(torch.rand(64, mapping.n_random, device=device))
+        assert all(t.device.type == device and t.dtype == torch.float32 for t in point)
+        alpha = channel_weights([Channel("a", mapping), Channel("b", mapping, lambda p: p[:, 2, 0])], point.momenta)
+        assert alpha.device.type == device and alpha.shape == (64, 2)
+
+
 def test_channels_and_prior_weights() -> None:
     rambo = Channel("flat", Rambo(3, SQRT_S))
-    resonant = Channel("bw", ThreeBody((0.0, 0.0, 0.0), (1, 2), BreitWigner(300.0, 3.0), SQRT_S), lambda p: msq(p[:, 3] + p[:, 4]))
+    bw_mapping = ThreeBody((0.0, 0.0, 0.0), (1, 2), BreitWigner(300.0, 3.0), SQRT_S)
+    resonant = Channel("bw", bw_mapping, lambda p: msq(p[:, 3] + p[:, 4]))
     dead = Channel("zero", TChannel2to3((0.0, 0.0, 0.0), TPropagator(MW), TPropagator(MW), sqrt_s=SQRT_S), 0.0)
     channels = [rambo, resonant, dead]
     assert shared_n_random(channels) == 5
