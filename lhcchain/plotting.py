@@ -24,15 +24,9 @@ def overlay(histograms: Mapping[str, hist.Hist], path: str | os.PathLike[str], x
         if h.values().sum() > 0:
             mplhep.histplot(h, ax=ax, label=label, density=density, histtype="step", yerr=True)
     ax.set_xlabel(xlabel)
-    ax.set_ylabel("normalised" if density else "events")
     if logy:
         ax.set_yscale("log")
-    if title:
-        ax.set_title(title, fontsize=16, loc="right")
-    ax.legend(fontsize=14)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save(fig, ax, path, "normalised" if density else "events", title)
 
 
 def bars(labels: list[str], values: Mapping[str, list[float]], path: str | os.PathLike[str], ylabel: str, title: str = "") -> None:
@@ -43,6 +37,11 @@ def bars(labels: list[str], values: Mapping[str, list[float]], path: str | os.Pa
     for i, (name, vals) in enumerate(values.items()):
         ax.bar(x + i * width - 0.4 + width / 2, vals, width, label=name)
     ax.set_xticks(x, labels, rotation=20, fontsize=12)
+    save(fig, ax, path, ylabel, title)
+
+
+def save(fig: plt.Figure, ax: plt.Axes, path: str | os.PathLike[str], ylabel: str, title: str = "") -> None:
+    """Label, add the legend and title, write ``path`` (PNG) and close the figure."""
     ax.set_ylabel(ylabel)
     if title:
         ax.set_title(title, fontsize=16, loc="right")
