@@ -22,6 +22,13 @@ Scheme (a deliberate choice, made to reproduce Pythia 8.3's internal processes):
 Defaults are Pythia 8.317's: the Z and W widths are the values Pythia recomputes at
 initialisation from its own couplings (the particle table's 2.4952 and 2.085 GeV are
 overwritten), the CKM moduli are ``StandardModel:Vxy``.
+
+Matching Pythia (``WeakSingleBoson:ffbar2gmZ``, ``HiggsSM:ff2Hff(t:WW)``/``(t:ZZ)``): use the
+defaults and either set ``SigmaProcess:alphaEMorder = -1`` in Pythia (alpha_em fixed at
+``StandardModel:alphaEMmZ``), or keep Pythia's running default and pass
+``alpha_em=alpha_em_pythia(Q2)`` per event with ``Q2 = sHat`` for ``ffbar2gmZ`` and
+``Q2 = (mT_V3^2 mT_V4^2 mT_H^2)^(1/3)``, ``mT_Vi^2 = M_V^2 + pT_i^2`` for the fusion processes
+(``SigmaProcess:renormScale3VV = 3``; M_V = M_W or M_Z per process).
 """
 
 from __future__ import annotations

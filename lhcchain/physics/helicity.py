@@ -53,18 +53,39 @@ def gamma_matrices(dtype: torch.dtype = torch.complex128, device: torch.device |
     return torch.stack(gam + [g5])
 
 
+def _parity(perm: tuple[int, ...]) -> int:
+    inversions = sum(perm[i] > perm[j] for i in range(len(perm)) for j in range(i + 1, len(perm)))
+    return -1 if inversions % 2 else 1
+
+
+# E_{mu nu} = sum over rho < sigma of eps_{mu nu rho sigma} (c^rho d^sigma - c^sigma d^rho).
+_TWO_FORM = tuple(
+    (mu, nu, rho, sig, _parity((mu, nu, rho, sig)))
+    for mu in range(4)
+    for nu in range(4)
+    for rho in range(4)
+    for sig in range(rho + 1, 4)
+    if len({mu, nu, rho, sig}) == 4
+)
+
+
+def epsilon_two_form(c: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+    """``E_{mu nu} = eps_{mu nu rho sigma} c^rho d^sigma`` (indices down): shape ``(..., 4, 4)``."""
+    shape = torch.broadcast_shapes(c.shape, d.shape)[:-1]
+    out = torch.zeros(shape + (4, 4), dtype=torch.promote_types(c.dtype, d.dtype), device=c.device)
+    for mu, nu, rho, sig, sign in _TWO_FORM:
+        out[..., mu, nu] += sign * (c[..., rho] * d[..., sig] - c[..., sig] * d[..., rho])
+    return out
+
+
 def epsilon_contract(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
     """``eps_{mu nu rho sigma} a^mu b^nu c^rho d^sigma`` = det of the rows ``(a, b, c, d)``.
 
     Broadcasts over leading axes; accepts real or complex inputs.
     """
-    # Expand along a: eps_{0ijk} = eps_{ijk}; the 2x2 minors of (c, d) are shared.
-    m = {(i, j): c[..., i] * d[..., j] - c[..., j] * d[..., i] for i in range(4) for j in range(i + 1, 4)}
-
-    def cof(r: int, s: int, t: int) -> torch.Tensor:  # det of rows (b, c, d) on columns r < s < t
-        return b[..., r] * m[(s, t)] - b[..., s] * m[(r, t)] + b[..., t] * m[(r, s)]
-
-    return a[..., 0] * cof(1, 2, 3) - a[..., 1] * cof(0, 2, 3) + a[..., 2] * cof(0, 1, 3) - a[..., 3] * cof(0, 1, 2)
+    form = epsilon_two_form(c, d)
+    dtype = torch.promote_types(torch.promote_types(a.dtype, b.dtype), form.dtype)
+    return torch.einsum("...m,...mn,...n->...", a.to(dtype), form.to(dtype), b.to(dtype))
 
 
 def _two_component(p: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -132,11 +153,17 @@ def chiral_spinors(p: torch.Tensor, antifermion: bool = False) -> torch.Tensor:
     """Massless spinors of definite chirality, axis ``[L, R]``: shape ``(..., 2, 4)``.
 
     Fermion: ``u_L = u(p, -1)``, ``u_R = u(p, +1)``; antifermion: ``v_L = v(p, +1)``,
-    ``v_R = v(p, -1)``. For massless lines only currents with both ends of one chirality are
-    non-zero, so helicity sums reduce to sums over line chiralities.
+    ``v_R = v(p, -1)`` (:func:`helicity_spinors` phases). For massless lines only currents
+    with both ends of one chirality are non-zero, so helicity sums reduce to sums over line
+    chiralities.
     """
-    s = helicity_spinors(p, antifermion=antifermion)
-    return s if antifermion else s.flip(-2)
+    chi_p, chi_m = _two_component(p)
+    w = _omegas(p, 0.0)[0].to(chi_p.dtype)[..., None]
+    w = -w if antifermion else w
+    zero = torch.zeros_like(chi_p)
+    left = torch.cat([w * chi_m, zero], dim=-1)
+    right = torch.cat([zero, w * chi_p], dim=-1)
+    return torch.stack([left, right], dim=-2)
 
 
 def dirac_bar(psi: torch.Tensor) -> torch.Tensor:
@@ -144,14 +171,16 @@ def dirac_bar(psi: torch.Tensor) -> torch.Tensor:
     return torch.cat([psi[..., 2:].conj(), psi[..., :2].conj()], dim=-1)
 
 
+# Rows: sigma^mu in the basis (b0 x0, b0 x1, b1 x0, b1 x1) of the products of two-spinor components.
+_SIGMA_ROWS = ((1, 0, 0, 1), (0, 1, 1, 0), (0, -1j, 1j, 0), (1, 0, 0, -1))
+
+
 def _sandwich(b: torch.Tensor, x: torch.Tensor, sign: float) -> torch.Tensor:
     """``b sigma^mu x`` (sign=+1) or ``b sigmabar^mu x`` (sign=-1) for two-spinors: shape ``(..., 4)``."""
-    b0, b1, x0, x1 = b[..., 0], b[..., 1], x[..., 0], x[..., 1]
-    s0 = b0 * x0 + b1 * x1
-    s1 = b0 * x1 + b1 * x0
-    s2 = 1j * (b1 * x0 - b0 * x1)
-    s3 = b0 * x0 - b1 * x1
-    return torch.stack([s0, sign * s1, sign * s2, sign * s3], dim=-1)
+    products = (b[..., :, None] * x[..., None, :]).flatten(-2)
+    rows = torch.tensor(_SIGMA_ROWS, dtype=products.dtype, device=products.device)
+    rows[1:] *= sign
+    return products @ rows.T
 
 
 def fermion_current(

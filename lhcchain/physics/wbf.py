@@ -59,7 +59,7 @@ from .helicity import (
     chiral_currents,
     chiral_spinors,
     dirac_bar,
-    epsilon_contract,
+    epsilon_two_form,
     minkowski_dot,
     scale_chiral,
     vector_propagator,
@@ -157,11 +157,12 @@ def _amplitudes(
                 jw = vector_propagator(scale_chiral(j, gw, 0.0 * gw), kb, ew.mw, ew.gamma_w, ew.running_width)
                 sm_cur.append(jw)
                 eft_cur.append(jw)
-            ks.append(k[:, None, None, :])
+            ks.append(k)
         g_hvv = _per_event(g * (ew.mz / cw if kind == "neutral" else ew.mw), 3)
         sm = g_hvv * minkowski_dot(sm_cur[0][:, :, None, :], sm_cur[1][:, None, :, :])
-        e1, e2 = eft_cur[0][:, :, None, :], eft_cur[1][:, None, :, :]
-        eft = eft_coupling * epsilon_contract(e1, e2, ks[0], ks[1])
+        # eps_{mu nu rho sigma} J1^mu J2^nu k1^rho k2^sigma for every pair of line chiralities.
+        form = epsilon_two_form(ks[0], ks[1]).to(eft_cur[0].dtype)
+        eft = eft_coupling * torch.einsum("bxm,bmn,byn->bxy", eft_cur[0], form, eft_cur[1])
         sign = 1.0 if o1 == 2 else -1.0
         out.append((sign * sm, sign * eft))
     return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 import math
@@ -11,7 +12,7 @@ import pytest
 import torch
 
 from lhcchain.errors import InputError
-from lhcchain.physics.electroweak import ElectroweakParameters
+from lhcchain.physics.electroweak import DIAGONAL_CKM, ElectroweakParameters
 from lhcchain.physics.wbf import wbf_final_states, wbf_me2, wbf_me2_coefficients, wbf_score
 
 EW = ElectroweakParameters()
@@ -392,6 +393,11 @@ def test_final_states():
     for id1, id2, ref in [(2, 1, 0.9999192789 * 0.9999803905), (-5, 3, 0.0017973657 * 0.9982710016)]:
         total = sum(v2(id1, a) * v2(id2, b) for a, b, _ in wbf_final_states(id1, id2, exchange="charged"))
         assert total == pytest.approx(ref, rel=1e-8)
+    diagonal = dataclasses.replace(EW, ckm=DIAGONAL_CKM)
+    assert wbf_final_states(2, 1, diagonal) == [(2, 1, 1.0)]
+    assert wbf_final_states(2, 3, diagonal, exchange="charged") == [(1, 4, 1.0)]
+    with pytest.raises(InputError):
+        wbf_me2(wbf_phase_space(2)[0], (2, 1, 3, 2), 0.0, diagonal)
 
 
 def test_bad_input():
