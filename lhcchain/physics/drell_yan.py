@@ -20,6 +20,8 @@ decomposition ``|M|^2 = 1/3 [u^2 (|A_LL|^2 + |A_RR|^2) + t^2 (|A_LR|^2 + |A_RL|^
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 
 from ..errors import InputError
@@ -34,6 +36,7 @@ from .electroweak import (
 from .helicity import (
     chiral_currents,
     chiral_spinors,
+    complex_dtype,
     dirac_bar,
     minkowski_dot,
     propagator_denominator,
@@ -127,14 +130,12 @@ def drell_yan_chiral_amplitudes(
     alpha = ew.alpha_em if alpha_em is None else alpha_em
     if isinstance(alpha, torch.Tensor):
         alpha = alpha.to(s.dtype)
-    rows = [[0.0, 0.0], [0.0, 0.0]]
+    out = torch.zeros(s.shape + (2, 2), dtype=complex_dtype(s.dtype), device=s.device)
     for mass, width, cq, cl in _exchanges(abs(int(flavour)), ew, zprime, photon, z, alpha):
         denom = propagator_denominator(s, mass, width, ew.running_width)
-        for i in range(2):
-            for j in range(2):
-                rows[i][j] = rows[i][j] + cq[i] * cl[j] / denom
-    ref = propagator_denominator(s, 0.0)
-    return torch.stack([torch.stack([torch.zeros_like(ref) + a for a in r], -1) for r in rows], -2)
+        for i, j in itertools.product(range(2), repeat=2):
+            out[..., i, j] += cq[i] * cl[j] / denom
+    return out
 
 
 def drell_yan_me2_analytic(

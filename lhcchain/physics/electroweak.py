@@ -55,8 +55,12 @@ CHARGED_LEPTONS = (11, 13, 15)
 
 @dataclass(frozen=True)
 class ElectroweakParameters:
-    """Standard-Model electroweak inputs (GeV, dimensionless couplings); see the module docstring.
+    """Standard-Model electroweak inputs; see the module docstring for the scheme.
 
+    Masses and widths in GeV (``gamma_h`` is stored for completeness, the matrix elements use an
+    on-shell Higgs); ``alpha_em`` is the default coupling of the hard process (at M_Z);
+    ``g_fermi`` in GeV^-2; ``running_width`` selects the propagator width scheme; ``ckm`` holds
+    ``|V_ij|`` with rows u, c, t and columns d, s, b (:data:`PYTHIA_CKM` or :data:`DIAGONAL_CKM`).
     Defaults reproduce Pythia 8.317 (``StandardModel:*`` and the resonance widths it computes).
     """
 

@@ -26,15 +26,16 @@ fusion at order f. The SM vertices are ``i g M_W g^{mu nu}`` and ``i g M_Z/cos g
 
 ``|M|^2(f) = A + f B + f^2 C`` exactly, ``f = f_WWt / Lambda^2`` in TeV^-2; the score at the
 SM is ``t = B / A`` (TeV^2). The sign of B is tied to ``eps_{0123} = +1``: with it the score
-anticorrelates with ``p_T1 p_T2 sin(Delta phi_jj)`` (Delta phi from the forward to the backward
-jet). The photon propagators make C grow like ``1/p_T^2`` of a jet (gamma-gamma and Z-gamma
+anticorrelates with ``p_T1 p_T2 sin(Delta phi_jj)``, ``Delta phi_jj = phi(forward jet) -
+phi(backward jet)`` (forward = larger rapidity); the opposite convention flips B, i.e. f. The photon propagators make C grow like ``1/p_T^2`` of a jet (gamma-gamma and Z-gamma
 fusion), so integrals of C need jet p_T cuts; A and B are finite.
 
 Differences from Pythia 8.3 (``Sigma3ff2HfftZZ/WW``), which the SM part otherwise reproduces:
 Pythia uses the quark-quark kinematic products also for antiquark lines (exact here; for
-``q qbar`` W fusion the exact result is 2-9% lower at ``sqrt(s) = 300-500`` GeV and within 0.5%
-above 1 TeV), keeps only topology A (no W-Z or t-u interference, no 1/2 for identical quarks)
-and gives the Higgs a Breit-Wigner mass truncated at +-50 widths (0.6% below an on-shell H).
+``q qbar`` the exact result is lower by up to ~10% at ``sqrt(s) = 300`` GeV, 2-3% at 500 GeV and
+< 0.5% above 1 TeV), keeps only topology A (no W-Z or t-u interference, no 1/2 for identical
+quarks) and gives the Higgs a Breit-Wigner mass truncated at +-50 widths (0.6% below an on-shell
+Higgs).
 """
 
 from __future__ import annotations
