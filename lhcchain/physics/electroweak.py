@@ -205,7 +205,8 @@ def _sm_like_zprime_couplings(scale: float, ew: ElectroweakParameters) -> dict[s
 
 
 #: Default Z' coupling scale relative to the SM Z couplings. With it the Z' partial widths to
-#: the SM fermions (top included) sum to about 0.45 GeV at 400 GeV, close to the default width.
+#: the SM fermions (top and neutrinos included, tree level) sum to 0.44 GeV at 400 GeV, close to the
+#: default width.
 ZPRIME_DEFAULT_SCALE = 0.2
 _ZP = _sm_like_zprime_couplings(ZPRIME_DEFAULT_SCALE, ElectroweakParameters())
 
