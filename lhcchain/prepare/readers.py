@@ -190,7 +190,6 @@ def _delphes_leptons(a: ak.Array, prefix: str, pdg: int, mass: float) -> ak.Arra
 
 def _delphes_levels(a: ak.Array, levels: Sequence[str]) -> dict[str, dict[str, ak.Array | None]]:
     out: dict[str, dict[str, ak.Array | None]] = {}
-    first = lambda x: ak.firsts(x)  # noqa: E731 - MissingET is a one-element collection
     if "particle" in levels or "parton" in levels:
         parts = _p4(a["Particle.PT"], a["Particle.Eta"], a["Particle.Phi"], a["Particle.Mass"], pdgId=a["Particle.PID"])
         status = a["Particle.Status"]
@@ -200,14 +199,14 @@ def _delphes_levels(a: ak.Array, levels: Sequence[str]) -> dict[str, dict[str, a
         out["reco"] = {
             "leptons": _sorted(ak.concatenate([mu, el], axis=1)),
             "jets": _sorted(_p4(a["Jet.PT"], a["Jet.Eta"], a["Jet.Phi"], a["Jet.Mass"])),
-            "met": ak.zip({"pt": first(a["MissingET.MET"]), "phi": first(a["MissingET.Phi"])}),
+            "met": ak.zip({"pt": ak.firsts(a["MissingET.MET"]), "phi": ak.firsts(a["MissingET.Phi"])}),  # one-element collection
         }
     if "particle" in levels:
         stable = parts[(status == 1) & _is(parts.pdgId, LEPTONS)]
         out["particle"] = {
             "leptons": _sorted(stable),
             "jets": _sorted(_p4(a["GenJet.PT"], a["GenJet.Eta"], a["GenJet.Phi"], a["GenJet.Mass"])),
-            "met": ak.zip({"pt": first(a["GenMissingET.MET"]), "phi": first(a["GenMissingET.Phi"])}),
+            "met": ak.zip({"pt": ak.firsts(a["GenMissingET.MET"]), "phi": ak.firsts(a["GenMissingET.Phi"])}),
         }
     if "parton" in levels:
         out["parton"] = _parton_level(parts, status == 23)

@@ -117,13 +117,12 @@ def generate(cfg: GeneratorConfig, batch_size: int = 500, max_failures: int = 20
     For LHE input fewer events come back when the file ends.
     """
     pythia = _make_pythia(cfg)
-    pdt = pythia.particleData
     charge_cache: dict[int, float] = {}
     progress = Progress(f"pythia ({cfg.process})", total=cfg.n_events)
     done, failures = 0, 0
     while done < cfg.n_events:
-        cols: dict[str, list] = {k: [] for k in ("px", "py", "pz", "E", "pdgId", "status")}
-        hard: dict[str, list] = {k: [] for k in ("px", "py", "pz", "E", "pdgId", "status")}
+        final: list[tuple] = []
+        hard: list[tuple] = []
         n_part, n_hard, weights = [], [], []
         target = min(batch_size, cfg.n_events - done)
         while len(weights) < target:
@@ -134,49 +133,44 @@ def generate(cfg: GeneratorConfig, batch_size: int = 500, max_failures: int = 20
                 if failures > max_failures:
                     raise RuntimeError(f"Pythia failed {failures} times for process {cfg.process!r}; aborting")
                 continue
-            n0 = len(cols["px"])
-            for p in pythia.event:
-                if p.isFinal():
-                    cols["px"].append(p.px()); cols["py"].append(p.py()); cols["pz"].append(p.pz())  # noqa: E702
-                    cols["E"].append(p.e()); cols["pdgId"].append(p.id()); cols["status"].append(p.statusAbs())  # noqa: E702
-            n_part.append(len(cols["px"]) - n0)
-            h0 = len(hard["px"])
-            for p in pythia.process:
-                st = _HARD_STATUS.get(p.statusAbs())
-                if st is not None:
-                    hard["px"].append(p.px()); hard["py"].append(p.py()); hard["pz"].append(p.pz())  # noqa: E702
-                    hard["E"].append(p.e()); hard["pdgId"].append(p.id()); hard["status"].append(st)  # noqa: E702
-            n_hard.append(len(hard["px"]) - h0)
+            n0, h0 = len(final), len(hard)
+            final.extend((p.px(), p.py(), p.pz(), p.e(), p.id(), p.statusAbs()) for p in pythia.event if p.isFinal())
+            hard.extend((p.px(), p.py(), p.pz(), p.e(), p.id(), _HARD_STATUS[p.statusAbs()])
+                        for p in pythia.process if p.statusAbs() in _HARD_STATUS)
+            n_part.append(len(final) - n0)
+            n_hard.append(len(hard) - h0)
             weights.append(pythia.infoPython().weight())  # infoPython() returns a snapshot
         if not weights:
             break
-        pid = np.asarray(cols["pdgId"], dtype=np.int32)
-        for i in np.unique(pid):
-            if int(i) not in charge_cache:
-                charge_cache[int(i)] = pdt.charge(int(i))
-        charge = np.vectorize(charge_cache.__getitem__, otypes=[np.float32])(pid) if pid.size else np.zeros(0, np.float32)
-        particles = ak.zip(
-            {
-                "px": np.asarray(cols["px"]), "py": np.asarray(cols["py"]), "pz": np.asarray(cols["pz"]), "E": np.asarray(cols["E"]),
-                "pdgId": pid, "charge": charge, "prompt": np.asarray(cols["status"]) < 81,
-            }
-        )
-        hard_rec = ak.zip({k: np.asarray(v, dtype=np.int32 if k in ("pdgId", "status") else np.float64) for k, v in hard.items()})
-        yield ak.zip(
-            {
-                "particles": ak.unflatten(particles, np.asarray(n_part)),
-                "hard": ak.unflatten(hard_rec, np.asarray(n_hard)),
-                "weight": np.asarray(weights, dtype=np.float64),
-            },
-            depth_limit=1,
-            attrs={"sigma_gen_pb": pythia.infoPython().sigmaGen() * MB_TO_PB},
-        )
+        yield _batch(final, hard, n_part, n_hard, weights, pythia, charge_cache)
         done += len(weights)
         progress.update(len(weights))
         if len(weights) < target:
             break
     progress.done()
     log.info("pythia: sigmaGen = %.5g pb over %d events", pythia.infoPython().sigmaGen() * MB_TO_PB, done)
+
+
+def _columns(rows: list[tuple], n_cols: int) -> np.ndarray:
+    return np.asarray(rows, dtype=np.float64).reshape(-1, n_cols)
+
+
+def _batch(final: list[tuple], hard: list[tuple], n_part: list[int], n_hard: list[int], weights: list[float],
+           pythia, charge_cache: dict[int, float]) -> ak.Array:  # noqa: ANN001 - pythia8mc.Pythia has no stubs
+    """Columnar batch of events from per-particle rows ``(px, py, pz, E, pdgId, status)``."""
+    f, h = _columns(final, 6), _columns(hard, 6)
+    pid = f[:, 4].astype(np.int32)
+    for i in np.unique(pid):
+        charge_cache.setdefault(int(i), pythia.particleData.charge(int(i)))
+    charge = np.array([charge_cache[int(i)] for i in pid], dtype=np.float32)
+    particles = ak.zip({"px": f[:, 0], "py": f[:, 1], "pz": f[:, 2], "E": f[:, 3], "pdgId": pid, "charge": charge, "prompt": f[:, 5] < 81})
+    hard_rec = ak.zip({"px": h[:, 0], "py": h[:, 1], "pz": h[:, 2], "E": h[:, 3], "pdgId": h[:, 4].astype(np.int32), "status": h[:, 5].astype(np.int32)})
+    return ak.zip(
+        {"particles": ak.unflatten(particles, np.asarray(n_part)), "hard": ak.unflatten(hard_rec, np.asarray(n_hard)),
+         "weight": np.asarray(weights, dtype=np.float64)},
+        depth_limit=1,
+        attrs={"sigma_gen_pb": pythia.infoPython().sigmaGen() * MB_TO_PB},
+    )
 
 
 def split_events(n_events: int, chunks: int) -> list[int]:
