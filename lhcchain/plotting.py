@@ -29,6 +29,23 @@ def overlay(histograms: Mapping[str, hist.Hist], path: str | os.PathLike[str], x
     save(fig, ax, path, "normalised" if density else "events", title)
 
 
+def panels(groups: Mapping[str, Mapping[str, hist.Hist]], path: str | os.PathLike[str], title: str = "", density: bool = True) -> None:
+    """One panel per observable (x label -> {label -> Hist}), side by side, saved to ``path``."""
+    fig, axes = plt.subplots(1, len(groups), figsize=(7 * len(groups), 6))
+    for ax, (xlabel, histograms) in zip(np.atleast_1d(axes), groups.items()):
+        for label, h in histograms.items():
+            if h.values().sum() > 0:
+                mplhep.histplot(h, ax=ax, label=label, density=density, histtype="step", yerr=True)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("normalised" if density else "events")
+        ax.legend(fontsize=14)
+    if title:
+        fig.suptitle(title, fontsize=16)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def bars(labels: list[str], values: Mapping[str, list[float]], path: str | os.PathLike[str], ylabel: str, title: str = "") -> None:
     """Grouped bar chart (e.g. a cut-flow: cut labels x series), saved to ``path``."""
     fig, ax = plt.subplots(figsize=(9, 6))

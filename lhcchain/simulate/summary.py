@@ -28,9 +28,11 @@ from .detector import muon_pt_resolution
 
 vector.register_awkward()
 
+SUBSTRUCTURE_PT_MIN = 30.0  # GeV; jets in the substructure figure, also dR > 0.4 from dressed leptons
+_JET_FIELDS = ("pt", "eta", "phi", "girth", "tau21", "nConstituents")
 _BRANCHES = ["Muon_pt", "Muon_eta", "Muon_phi", "GenDressedLepton_pt", "GenDressedLepton_eta", "GenDressedLepton_phi",
-             "GenDressedLepton_pdgId", "GenJet_pt", "Jet_pt", "GenJet_girth", "GenJet_tau21", "GenJet_nConstituents",
-             "Jet_girth", "Jet_tau21", "Jet_nConstituents", "GenMET_pt", "MET_pt"]
+             "GenDressedLepton_pdgId", "GenMET_pt", "MET_pt"] + [f"{c}_{f}" for c in ("GenJet", "Jet") for f in _JET_FIELDS]
+_SUBSTRUCTURE = {"girth": hist.axis.Regular(40, 0, 0.4), "tau21": hist.axis.Regular(40, 0, 1), "nConstituents": hist.axis.Regular(60, -0.5, 59.5)}
 
 
 def _vec(a: ak.Array, prefix: str) -> ak.Array:
@@ -47,8 +49,7 @@ def summarize(sample: str, chunk_stats: Sequence[str | os.PathLike[str]], roots:
     expected_sq = np.zeros(len(regions))
     n_matched = np.zeros(len(regions))
     w = hist.storage.Weight()
-    sub = {f"{lv} {obs}": hist.Hist(ax, storage=w) for lv in ("GenJet", "Jet") for obs, ax in (
-        ("girth", hist.axis.Regular(40, 0, 0.4)), ("tau21", hist.axis.Regular(40, 0, 1)), ("nConstituents", hist.axis.Integer(0, 60)))}
+    sub = {obs: {lv: hist.Hist(ax, storage=w) for lv in ("GenJet", "Jet")} for obs, ax in _SUBSTRUCTURE.items()}
     met = {k: hist.Hist(hist.axis.Regular(50, 0, 100), storage=w) for k in ("GenMET", "MET")}
     for path in roots:
         try:
@@ -70,9 +71,13 @@ def summarize(sample: str, chunk_stats: Sequence[str | os.PathLike[str]], roots:
                 resp[i].fill(rel[sel])
                 expected_sq[i] += float(np.sum(muon_pt_resolution(detector, gpt[sel], geta[sel]) ** 2))
                 n_matched[i] += int(sel.sum())
+            leptons = _vec(a, "GenDressedLepton")
             for lv in ("GenJet", "Jet"):
-                for obs in ("girth", "tau21", "nConstituents"):
-                    sub[f"{lv} {obs}"].fill(ak.to_numpy(ak.flatten(a[f"{lv}_{obs}"])))
+                jets = ak.zip({f: a[f"{lv}_{f}"] for f in _JET_FIELDS}, with_name="Momentum3D")
+                near = ak.cartesian({"j": jets, "l": leptons}, nested=True)
+                clean = ak.all(near.j.deltaR(near.l) > 0.4, axis=2) & (jets.pt > SUBSTRUCTURE_PT_MIN)
+                for obs in _SUBSTRUCTURE:
+                    sub[obs][lv].fill(ak.to_numpy(ak.flatten(jets[clean][obs])))
             for k in met:
                 met[k].fill(ak.to_numpy(a[f"{k}_pt"]))
 
@@ -98,6 +103,7 @@ def summarize(sample: str, chunk_stats: Sequence[str | os.PathLike[str]], roots:
         write_json(tmp["metrics"], metrics)
         plotting.overlay({f"{edges[i]:.1f} < |eta| < {edges[i + 1]:.1f}": resp[i] for i in range(len(regions))}, tmp["muon_response"],
                          r"$p_T^{reco}/p_T^{gen} - 1$ (muons)", title=sample)
-        plotting.overlay({k: h for k, h in sub.items() if "tau21" in k or "girth" in k}, tmp["jet_substructure"], "girth, tau21", title=sample)
+        plotting.panels({r"girth": sub["girth"], r"$\tau_{21}$": sub["tau21"], "constituents": sub["nConstituents"]},
+                        tmp["jet_substructure"], title=f"{sample}: jets with $p_T$ > {SUBSTRUCTURE_PT_MIN:.0f} GeV, lepton-cleaned")
         plotting.overlay(met, tmp["met"], r"$p_T^{miss}$ [GeV]", title=sample, logy=True)
     return metrics
