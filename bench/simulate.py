@@ -13,7 +13,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
 import yaml
 
 from lhcchain.simulate.pythia import GeneratorConfig, generate
@@ -38,7 +37,6 @@ def main(n_events: int = 1000) -> dict:
         "pythia_events_per_s": round(pythia_rate, 2),
         "simulate_events_per_s_per_core": round(stats["events_per_s"], 2),
         "full_chain_over_pythia": round(stats["events_per_s"] / pythia_rate, 3),
-        "torch_threads": torch.get_num_threads(),
     }
     print(json.dumps(out))
     return out
