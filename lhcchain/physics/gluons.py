@@ -1,6 +1,7 @@
 """Tree-level multi-gluon amplitudes gg -> (n-2) g: Berends-Giele recursion, helicity and colour sums.
 
-Conventions (see :mod:`lhcchain.physics` for units and shapes):
+Conventions (see :mod:`lhcchain.physics` for units and shapes; formulas number legs from 1, code from 0,
+legs 0 and 1 being the incoming gluons):
 
 * Colour-ordered amplitudes ``A(sigma)`` are those of Dixon (hep-ph/9601359): generators normalised
   ``Tr(T^a T^b) = delta^ab``, colour-ordered Feynman rules with vertices ``(i/sqrt2)[...]`` and
@@ -18,15 +19,24 @@ Conventions (see :mod:`lhcchain.physics` for units and shapes):
   of the colour ordering, the one closing the recursion) is ``+`` are computed; the others follow
   exactly from parity, ``A(-h) = -A(h)^*`` (real momenta, ``eps_- = eps_+^*``).
 * Berends-Giele: off-shell currents ``J(s)`` of every ordered run ``s`` of legs that the requested
-  orderings need are built level by level (by run length), each level for all runs, all helicities of
-  their legs (outer products over sub-currents) and all events at once. Four-vectors are stored as
-  ``(v0, i v1, i v2, i v3)`` so that Minkowski products are plain sums.
+  orderings need (shared between orderings) are built level by level (by run length), each level for
+  all runs, all helicities of their legs (outer products over sub-currents) and all events at once.
+  A current is stored for the helicities with its first leg ``+`` only, the rest being
+  ``J(-h) = J(h)^*``. Four-vectors are stored as ``(v0, i v1, i v2, i v3)`` so that Minkowski
+  products are plain sums.
 
-Colour sums (``N = 3``): ``colour="full"`` uses the adjoint (Del Duca-Dixon-Maltoni) basis
-``A_n = g^(n-2) sum_{sigma in S_(n-2)} (F^a_sigma2 ... F^a_sigma(n-1))_{a1 an} A(1, sigma, n)`` with
-``(F^a)_bc = i sqrt2 f^bac`` and its exact colour matrix (``n <= 6``). ``colour="leading"`` uses
-``g^(2n-4) N^(n-2) (N^2-1) sum_{sigma in S_(n-1)} |A(1, sigma)|^2``, which is exact for ``n = 4, 5`` and
-drops the ``O(1/N^2)`` terms from ``n = 6`` on.
+Colour sums (SU(3)):
+
+* ``colour="full"`` (default, ``n <= 6``) is exact: the adjoint (Del Duca-Dixon-Maltoni) decomposition
+  ``A_n = g^(n-2) sum_{sigma in S_(n-2)} (F^a_sigma2 ... F^a_sigma(n-1))_{a1 an} A(1, sigma, n)`` with
+  ``(F^a)_bc = i sqrt2 f^bac``, squared with its colour matrix (:func:`ddm_colour_matrix`). For float64
+  input only the (n-3)! BCJ-basis amplitudes ``A(1, 2, tau, n)`` go through the recursion and the other
+  DDM amplitudes follow from the fundamental BCJ relations, solved per event (agrees with the direct
+  sum to about 1e-9 or better, near collinear limits included). That solve amplifies rounding by up to
+  ~1e4 near such limits, too much for float32, whose input therefore recurses all (n-2)! DDM orderings.
+* ``colour="leading"`` is ``g^(2n-4) N^(n-2) (N^2-1) sum_{sigma in S_(n-1)} |A(1, sigma)|^2``: exact for
+  ``n = 4, 5``; from ``n = 6`` on it drops the ``O(1/N^2)`` terms (six gluons: about 1% on average,
+  up to ~15% at some phase-space points).
 """
 
 from __future__ import annotations
@@ -45,8 +55,10 @@ from .spinors import angle, polarisation_vectors, spinors
 
 N_COLOURS = 3
 _SQRT2 = math.sqrt(2.0)
-# Largest number of complex entries of one level's currents per batch chunk (bounds memory).
-_CHUNK_ENTRIES = 1 << 22
+# Largest number of complex entries of one level's currents per batch chunk: bounds memory, and on
+# the CPU keeps temporaries small enough to be reused by the allocator (larger chunks are no faster).
+_CHUNK_ENTRIES = {"cpu": 1 << 20}
+_CHUNK_ENTRIES_ACCELERATOR = 1 << 24
 
 Run = tuple[int, ...]
 
@@ -73,6 +85,7 @@ class _Plan:
 
 
 def _split_tables(runs: Sequence[Run], index: dict[int, dict[Run, int]]) -> tuple[tuple, tuple]:
+    """Rows of the sub-runs of every two- and three-way split of equally long ``runs`` (see :class:`_Level`)."""
     length = len(runs[0])
     splits3 = tuple(
         (a, np.array([index[a][r[:a]] for r in runs]), np.array([index[length - a][r[a:]] for r in runs]))
@@ -93,6 +106,7 @@ def _split_tables(runs: Sequence[Run], index: dict[int, dict[Run, int]]) -> tupl
 
 
 def _incidence(runs: Sequence[Run], n: int) -> np.ndarray:
+    """(n_runs, n) matrix with 1 where a leg belongs to a run: run momenta are ``incidence @ k``."""
     inc = np.zeros((len(runs), n))
     for row, run in enumerate(runs):
         inc[row, list(run)] = 1.0
@@ -101,6 +115,7 @@ def _incidence(runs: Sequence[Run], n: int) -> np.ndarray:
 
 @functools.lru_cache(maxsize=64)
 def _plan(n: int, orderings: tuple[Run, ...]) -> _Plan:
+    """Every run (contiguous piece of ``ordering[:-1]``) the orderings need, by length, with its splits."""
     tops = [o[:-1] for o in orderings]
     needed: dict[int, set[Run]] = {length: set() for length in range(1, n - 1)}
     for top in tops:
@@ -118,6 +133,7 @@ def _plan(n: int, orderings: tuple[Run, ...]) -> _Plan:
 
 
 def _check_orderings(orderings: Sequence[Sequence[int]], n: int) -> tuple[Run, ...]:
+    """Orderings as a tuple of tuples (hashable for the plan cache), each checked to permute ``0..n-1``."""
     result = tuple(tuple(int(leg) for leg in o) for o in orderings)
     for o in result:
         if sorted(o) != list(range(n)):
@@ -128,56 +144,60 @@ def _check_orderings(orderings: Sequence[Sequence[int]], n: int) -> tuple[Run, .
 
 
 def _dot(a: Tensor, b: Tensor) -> Tensor:
-    """Minkowski product of twisted vectors ``(v0, i v1, i v2, i v3)``: a plain sum over the last axis."""
-    return (a * b).sum(-1)
+    """Minkowski product of twisted vectors ``(v0, i v1, i v2, i v3)`` (component axis -2, batch axis -1).
 
-
-def _vertex3(j1: Tensor, j2: Tensor, p1: Tensor, p2: Tensor) -> Tensor:
-    """Three-vertex sum ``(1/sqrt2)[(J1.J2)(P1-P2) + 2(P2.J1) J2 - 2(P1.J2) J1]`` for currents (runs, h, B, 4).
-
-    ``p1, p2``: twisted momenta (runs, B, 4) of the two sub-currents; uses current conservation
-    ``P.J(P) = 0``. Returns (runs, h1*h2, B, 4), helicities of ``j1`` most significant.
+    In the twisted form the product is a plain sum over components; ``a`` and ``b`` broadcast.
     """
-    d12 = torch.einsum("nibm,njbm->nijb", j1, j2)
-    p2j1 = _dot(p2[:, None], j1)
-    p1j2 = _dot(p1[:, None], j2)
-    out = d12[..., None] * ((p1 - p2) / _SQRT2)[:, None, None]
-    out += (_SQRT2 * p2j1)[:, :, None, :, None] * j2[:, None]
-    out -= (_SQRT2 * p1j2)[:, None, :, :, None] * j1[:, :, None]
-    return out.flatten(1, 2)
+    out = a[..., 0, :] * b[..., 0, :]
+    for m in range(1, 4):
+        out.addcmul_(a[..., m, :], b[..., m, :])
+    return out
 
 
-def _vertex4(j1: Tensor, j2: Tensor, j3: Tensor) -> Tensor:
-    """Four-vertex sum ``(J1.J3) J2 - [(J2.J3) J1 + (J1.J2) J3]/2`` for currents (runs, h, B, 4)."""
-    d13 = torch.einsum("nibm,nkbm->nikb", j1, j3)
-    d23 = torch.einsum("njbm,nkbm->njkb", j2, j3)
-    d12 = torch.einsum("nibm,njbm->nijb", j1, j2)
-    out = d13[:, :, None, :, :, None] * j2[:, None, :, None]
-    out -= (0.5 * d23)[:, None, :, :, :, None] * j1[:, :, None, None]
-    out -= (0.5 * d12)[:, :, :, None, :, None] * j3[:, None, None]
-    return out.flatten(1, 3)
+def _add_vertex3(out: Tensor, j1: Tensor, j2: Tensor, p1: Tensor, p2: Tensor) -> None:
+    """Add the three-vertex sum ``(1/sqrt2)[(J1.J2)(P1-P2) + 2(P2.J1) J2 - 2(P1.J2) J1]`` to ``out``.
+
+    ``j1, j2``: sub-currents (runs, h1|h2, 4, B); ``p1, p2``: their twisted momenta (runs, 4, B);
+    ``out``: (runs, h1, h2, 4, B). The colour-ordered three-vertex without its ``i`` (cancelled by
+    the propagator's ``-i``), using current conservation ``P.J(P) = 0``.
+    """
+    d12 = _dot(j1[:, :, None], j2[:, None])
+    p2j1, p1j2 = _dot(p2[:, None], j1), _dot(p1[:, None], j2)
+    out.addcmul_(d12[:, :, :, None], (p1 - p2)[:, None, None], value=1 / _SQRT2)
+    out.addcmul_(p2j1[:, :, None, None], j2[:, None], value=_SQRT2)
+    out.addcmul_(j1[:, :, None], p1j2[:, None, :, None], value=-_SQRT2)
 
 
-def _closed_vertex3(j1: Tensor, j2: Tensor, p1: Tensor, p2: Tensor, e: Tensor) -> Tensor:
-    """``e`` contracted with :func:`_vertex3`; ``e`` (runs, B, 4). Returns (runs, h1*h2, B)."""
-    d12 = torch.einsum("nibm,njbm->nijb", j1, j2)
+def _add_vertex4(out: Tensor, j1: Tensor, j2: Tensor, j3: Tensor) -> None:
+    """Add the four-vertex sum ``(J1.J3) J2 - [(J2.J3) J1 + (J1.J2) J3]/2`` to ``out`` (runs, h1, h2, h3, 4, B).
+
+    The colour-ordered four-vertex ``i g_mu rho g_nu lambda - (i/2)(g_mu nu g_rho lambda + g_mu lambda g_nu rho)``
+    contracted with ``J1_nu J2_rho J3_lambda``, without its ``i`` (cancelled by the propagator's ``-i``).
+    """
+    d13, d23 = _dot(j1[:, :, None], j3[:, None]), _dot(j2[:, :, None], j3[:, None])
+    d12 = _dot(j1[:, :, None], j2[:, None])
+    out.addcmul_(d13[:, :, None, :, None], j2[:, None, :, None])
+    out.addcmul_(d23[:, None, :, :, None], j1[:, :, None, None], value=-0.5)
+    out.addcmul_(d12[:, :, :, None, None], j3[:, None, None], value=-0.5)
+
+
+def _add_closed_vertex3(out: Tensor, j1: Tensor, j2: Tensor, p1: Tensor, p2: Tensor, e: Tensor) -> None:
+    """Add ``e . `` :func:`_add_vertex3` to ``out`` (runs, h1, h2, B); ``e``: twisted vectors (runs, 4, B)."""
+    d12 = _dot(j1[:, :, None], j2[:, None])
     j1e, j2e = _dot(j1, e[:, None]), _dot(j2, e[:, None])
-    out = d12 * (_dot(p1 - p2, e) / _SQRT2)[:, None, None]
-    out += (_SQRT2 * _dot(p2[:, None], j1))[:, :, None] * j2e[:, None]
-    out -= (_SQRT2 * _dot(p1[:, None], j2))[:, None] * j1e[:, :, None]
-    return out.flatten(1, 2)
+    out.addcmul_(d12, _dot(p1 - p2, e)[:, None, None], value=1 / _SQRT2)
+    out.addcmul_(_dot(p2[:, None], j1)[:, :, None], j2e[:, None], value=_SQRT2)
+    out.addcmul_(j1e[:, :, None], _dot(p1[:, None], j2)[:, None], value=-_SQRT2)
 
 
-def _closed_vertex4(j1: Tensor, j2: Tensor, j3: Tensor, e: Tensor) -> Tensor:
-    """``e`` contracted with :func:`_vertex4`; ``e`` (runs, B, 4). Returns (runs, h1*h2*h3, B)."""
-    d13 = torch.einsum("nibm,nkbm->nikb", j1, j3)
-    d23 = torch.einsum("njbm,nkbm->njkb", j2, j3)
-    d12 = torch.einsum("nibm,njbm->nijb", j1, j2)
+def _add_closed_vertex4(out: Tensor, j1: Tensor, j2: Tensor, j3: Tensor, e: Tensor) -> None:
+    """Add ``e . `` :func:`_add_vertex4` to ``out`` (runs, h1, h2, h3, B)."""
+    d13, d23 = _dot(j1[:, :, None], j3[:, None]), _dot(j2[:, :, None], j3[:, None])
+    d12 = _dot(j1[:, :, None], j2[:, None])
     j1e, j2e, j3e = (_dot(j, e[:, None]) for j in (j1, j2, j3))
-    out = d13[:, :, None] * j2e[:, None, :, None]
-    out -= (0.5 * d23)[:, None] * j1e[:, :, None, None]
-    out -= (0.5 * d12)[:, :, :, None] * j3e[:, None, None]
-    return out.flatten(1, 3)
+    out.addcmul_(d13[:, :, None], j2e[:, None, :, None])
+    out.addcmul_(d23[:, None], j1e[:, :, None, None], value=-0.5)
+    out.addcmul_(d12[:, :, :, None], j3e[:, None, None], value=-0.5)
 
 
 def _ordered_amplitudes(k: Tensor, reference: Tensor, plan: _Plan) -> Tensor:
@@ -185,41 +205,57 @@ def _ordered_amplitudes(k: Tensor, reference: Tensor, plan: _Plan) -> Tensor:
 
     ``k``, ``reference``: (B, n, 4) outgoing momenta and reference momenta. Returns complex
     (n_orderings, 2^(n-1), B); the helicity index runs over the legs of ``ordering[:-1]`` in that order.
+    Currents are kept for the helicities with the run's first leg ``+`` only: the recursion is real-linear
+    and ``eps_- = eps_+^*``, so ``J(-h) = J(h)^*``.
     """
-    eps_plus, eps_minus = polarisation_vectors(k, reference)
-    cdtype, device = eps_plus.dtype, k.device
-    twist = torch.tensor([1, 1j, 1j, 1j], dtype=cdtype, device=device)
-    # currents[L]: (runs, 2^L, B, 4); momenta[L]: twisted (runs, B, 4).
-    currents = {1: torch.stack([eps_plus, eps_minus], 0).permute(2, 0, 1, 3) * twist}
-    momenta = {1: k.transpose(0, 1).to(cdtype) * twist}
+    eps_plus, _ = polarisation_vectors(k, reference)
+    cdtype, device, batch, n = eps_plus.dtype, k.device, k.shape[0], plan.n
+    twist = torch.tensor([1, 1j, 1j, 1j], dtype=cdtype, device=device)[:, None]
+    eta = torch.tensor([1.0, -1.0, -1.0, -1.0], dtype=k.dtype, device=device)[:, None]  # twist^2
+    legs = k.permute(1, 2, 0)  # (n, 4, B)
+    # currents[L]: (runs, 2^(L-1), 4, B), first leg '+'; momenta[L]: twisted (runs, 4, B). Batch is contiguous.
+    currents = {1: (eps_plus.permute(1, 2, 0)[:, None] * twist).contiguous()}
+    momenta = {1: legs.to(cdtype) * twist}
+    gathered: dict[tuple[int, bytes, bool], tuple[Tensor, Tensor]] = {}
 
-    def gather(length: int, rows: np.ndarray) -> tuple[Tensor, Tensor]:
-        idx = torch.as_tensor(rows, device=device)
-        return currents[length].index_select(0, idx), momenta[length].index_select(0, idx)
-
-    def run_momenta(level: _Level) -> Tensor:
-        return torch.einsum("rn,bnm->rbm", torch.as_tensor(level.incidence, dtype=k.dtype, device=device), k)
+    def gather(length: int, rows: np.ndarray, full: bool = False) -> tuple[Tensor, Tensor]:
+        """Currents and momenta of the given rows of a level; ``full``: all 2^L helicities."""
+        key = (length, rows.tobytes(), full)
+        if key not in gathered:
+            idx = torch.as_tensor(rows, device=device)
+            current = currents[length].index_select(0, idx)
+            if full:  # J(-, h) = twist^2 J(+, -h)^*, and -h is the reversed index
+                current = torch.cat([current, eta * current.flip(1).conj()], 1)
+            gathered[key] = current, momenta[length].index_select(0, idx)
+        return gathered[key]
 
     for length, level in sorted(plan.levels.items()):
-        p = run_momenta(level)
-        acc = 0
+        inc = torch.as_tensor(level.incidence, dtype=k.dtype, device=device)
+        runs = len(level.runs)
+        p = (inc @ legs.reshape(n, -1)).reshape(runs, 4, batch)
+        acc = torch.zeros((runs, 2 ** (length - 1), 4, batch), dtype=cdtype, device=device)
         for a, rows1, rows2 in level.splits3:
-            (j1, p1), (j2, p2) = gather(a, rows1), gather(length - a, rows2)
-            acc = acc + _vertex3(j1, j2, p1, p2)
+            (j1, p1), (j2, p2) = gather(a, rows1), gather(length - a, rows2, full=True)
+            _add_vertex3(acc.view(runs, 2 ** (a - 1), 2 ** (length - a), 4, batch), j1, j2, p1, p2)
         for a, b, rows1, rows2, rows3 in level.splits4:
-            acc = acc + _vertex4(gather(a, rows1)[0], gather(b, rows2)[0], gather(length - a - b, rows3)[0])
-        currents[length] = acc / (p[..., 0] ** 2 - (p[..., 1:] ** 2).sum(-1))[:, None, :, None]
+            view = acc.view(runs, 2 ** (a - 1), 2**b, 2 ** (length - a - b), 4, batch)
+            j2, j3 = gather(b, rows2, full=True)[0], gather(length - a - b, rows3, full=True)[0]
+            _add_vertex4(view, gather(a, rows1)[0], j2, j3)
+        acc *= (1 / (p[:, 0] ** 2 - (p[:, 1:] ** 2).sum(1)))[:, None, None]
+        currents[length] = acc
         momenta[length] = p.to(cdtype) * twist
+        gathered.clear()
 
-    ends = torch.as_tensor(plan.ends, device=device)
-    e = eps_plus.index_select(1, ends).transpose(0, 1) * twist
-    top, n = plan.top, plan.n
-    acc = 0
+    e = eps_plus.index_select(1, torch.as_tensor(plan.ends, device=device)).permute(1, 2, 0) * twist
+    top, runs = plan.top, len(plan.top.runs)
+    acc = torch.zeros((runs, 2 ** (n - 1), batch), dtype=cdtype, device=device)
     for a, rows1, rows2 in top.splits3:
-        (j1, p1), (j2, p2) = gather(a, rows1), gather(n - 1 - a, rows2)
-        acc = acc + _closed_vertex3(j1, j2, p1, p2, e)
+        (j1, p1), (j2, p2) = gather(a, rows1, full=True), gather(n - 1 - a, rows2, full=True)
+        _add_closed_vertex3(acc.view(runs, 2**a, 2 ** (n - 1 - a), batch), j1, j2, p1, p2, e)
     for a, b, rows1, rows2, rows3 in top.splits4:
-        acc = acc + _closed_vertex4(gather(a, rows1)[0], gather(b, rows2)[0], gather(n - 1 - a - b, rows3)[0], e)
+        view = acc.view(runs, 2**a, 2**b, 2 ** (n - 1 - a - b), batch)
+        j1, j2 = gather(a, rows1, full=True)[0], gather(b, rows2, full=True)[0]
+        _add_closed_vertex4(view, j1, j2, gather(n - 1 - a - b, rows3, full=True)[0], e)
     return 1j * acc
 
 
@@ -238,21 +274,22 @@ def _canonical(amplitudes: Tensor, ordering: Run, with_parity: bool) -> Tensor:
     return a.permute([ordering.index(leg) for leg in rest] + [n - 1]).flatten(0, n - 2)
 
 
-def _check_momenta(momenta: Tensor, name: str) -> None:
+def _check_momenta(momenta: Tensor) -> None:
+    """Raise ``ValueError`` unless ``momenta`` is a float tensor of shape (batch, n >= 4, 4)."""
     if momenta.ndim != 3 or momenta.shape[-1] != 4 or momenta.shape[1] < 4:
-        raise ValueError(f"{name} must have shape (batch, n >= 4, 4), got {tuple(momenta.shape)}")
-    if not momenta.is_floating_point():
-        raise ValueError(f"{name} must be float32 or float64, got {momenta.dtype}")
+        raise ValueError(f"momenta must have shape (batch, n >= 4, 4), got {tuple(momenta.shape)}")
+    if momenta.dtype not in (torch.float32, torch.float64):
+        raise ValueError(f"momenta must be float32 or float64, got {momenta.dtype}")
 
 
-def _chunks(batch: int, plan: _Plan) -> list[slice]:
+def _chunks(batch: int, plan: _Plan, device: torch.device) -> list[slice]:
     """Batch slices small enough that one level of currents has at most ``_CHUNK_ENTRIES`` entries."""
     per_event = max(
-        [len(level.runs) * 2**length * 4 for length, level in plan.levels.items()]
+        [len(level.runs) * 2 ** (length - 1) * 4 for length, level in plan.levels.items()]
         + [len(plan.orderings) * 2**plan.n]
     )
-    step = max(1, _CHUNK_ENTRIES // per_event)
-    return [slice(start, start + step) for start in range(0, batch, step)]
+    step = max(1, _CHUNK_ENTRIES.get(device.type, _CHUNK_ENTRIES_ACCELERATOR) // per_event)
+    return [slice(start, start + step) for start in range(0, max(batch, 1), step)]
 
 
 def default_reference(k: Tensor) -> Tensor:
@@ -267,7 +304,8 @@ def default_reference(k: Tensor) -> Tensor:
     component = torch.where(use_y, motion[..., 1], motion[..., 0])
     sign = torch.where(component > 0, -1.0, 1.0).to(k.dtype)
     zero = torch.zeros_like(sign)
-    return torch.stack([torch.ones_like(sign), torch.where(use_y, zero, sign), torch.where(use_y, sign, zero), zero], -1)
+    x, y = torch.where(use_y, zero, sign), torch.where(use_y, sign, zero)
+    return torch.stack([torch.ones_like(sign), x, y, zero], -1)
 
 
 def helicity_configurations(n: int) -> Tensor:
@@ -287,16 +325,16 @@ def gluon_amplitudes(
     amplitudes do not depend on them. Returns complex (batch, 2^n, n_orderings) in GeV^(4-n), helicity
     index as in :func:`helicity_configurations`.
     """
-    _check_momenta(momenta, "momenta")
+    _check_momenta(momenta)
     n = momenta.shape[1]
     plan = _plan(n, _check_orderings(orderings, n))
     if reference is None:
         reference = default_reference(momenta)
     out = []
-    for chunk in _chunks(momenta.shape[0], plan):
+    for chunk in _chunks(momenta.shape[0], plan, momenta.device):
         amps = _ordered_amplitudes(momenta[chunk], reference[chunk], plan)
         out.append(torch.stack([_canonical(a, o, True) for a, o in zip(amps, plan.orderings)], -1))
-    return torch.cat(out, 1).permute(1, 0, 2) if out else momenta.new_zeros((0, 2**n, len(plan.orderings)))
+    return torch.cat(out, 1).permute(1, 0, 2)
 
 
 def parke_taylor(momenta: Tensor, negative: tuple[int, int], ordering: Sequence[int] | None = None) -> Tensor:
@@ -331,29 +369,81 @@ def _structure_constants() -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=8)
-def _ddm_colour_matrix(n: int) -> np.ndarray:
-    """Colour matrix ``C_{sigma tau} = sum_colours (F..F)_{a1 an} (F..F)^*_{a1 an}`` of the DDM basis.
+def ddm_orderings(n: int) -> tuple[Run, ...]:
+    """Orderings ``(0, sigma, n-1)``, ``sigma`` in S_(n-2) in lexicographic order: the adjoint (DDM) basis.
 
-    Rows follow :func:`_ddm_orderings`. ``(F^a)_bc = i sqrt2 f^bac``; the product of ``n-2`` of them is
-    ``i^(n-2)`` times a real tensor, and the phase cancels in ``C``.
+    The first (n-3)! of them, ``(0, 1, tau, n-1)``, form the BCJ basis.
     """
+    return tuple((0, *sigma, n - 1) for sigma in itertools.permutations(range(1, n - 1)))
+
+
+@functools.lru_cache(maxsize=8)
+def ddm_colour_matrix(n: int) -> np.ndarray:
+    """Colour matrix ``C_{sigma tau} = sum_colours (F..F)_{a1 an} (F..F)^*_{a1 an}`` of the DDM basis, SU(3).
+
+    Rows and columns follow :func:`ddm_orderings`; ``(F^a)_bc = i sqrt2 f^bac``, so that
+    ``sum_colours |M|^2 = g^(2n-4) sum_{sigma,tau} A(sigma) C_{sigma tau} A(tau)^*``. Real, (n-2)! x (n-2)!.
+    Built from the explicit 8^n colour tensor: n <= 6 only (7 would need gigabytes).
+    """
+    if not 4 <= n <= 6:
+        raise ValueError(f"the DDM colour matrix is implemented for 4 <= n <= 6 gluons, got n = {n}")
     f_real = _SQRT2 * np.transpose(_structure_constants(), (1, 0, 2))  # (F^a)_bc / i
-    chain = f_real  # (a_1, ..., a_m, b, c) = (F^a1 ... F^am)_bc / i^m
+    chain = f_real  # (a_1, ..., a_m, b, c) = (F^a1 ... F^am)_bc / i^m; the phase i^m cancels in C
     for _ in range(n - 3):
-        chain = np.einsum("...bd,edc->...ebc", chain, f_real)
+        chain = np.matmul(chain[..., None, :, :], f_real)  # (..., b, d) x (e, d, c) -> (..., e, b, c)
     rows = []
-    for sigma in _ddm_orderings(n):
+    for sigma in ddm_orderings(n):
         middle = sigma[1:-1]  # legs at chain positions 0..n-3
         axes = [middle.index(leg) for leg in range(1, n - 1)] + [n - 2, n - 1]
         rows.append(np.transpose(chain, axes).ravel())
     rows_arr = np.array(rows)
-    return rows_arr @ rows_arr.T
+    # einsum's own loop, not BLAS: a 24 x 262144 Gram matrix stalls a threaded BLAS on a busy machine
+    return np.einsum("ik,jk->ij", rows_arr, rows_arr)
 
 
 @functools.lru_cache(maxsize=8)
-def _ddm_orderings(n: int) -> tuple[Run, ...]:
-    """Orderings ``(0, sigma, n-1)``, ``sigma`` in S_(n-2): the adjoint (DDM) basis."""
-    return tuple((0, *sigma, n - 1) for sigma in itertools.permutations(range(1, n - 1)))
+def _bcj_relations(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Fundamental BCJ relations closed on the DDM orderings, as ``(moving, left)``.
+
+    Relation ``r`` moves the middle leg ``x_r`` (any but leg 1) through the other middle legs, kept in
+    an order ``alpha``: ``sum_slots (k_x . X) A(0, alpha with x in the slot, n-1) = 0`` with ``X`` the sum of
+    the momenta left of ``x`` (leg 0 included); the slot between ``n-1`` and ``0`` has ``k_x . X = -k_x^2 = 0``.
+    ``moving``: (n_rel,) legs ``x_r``; ``left``: (n_rel, n_ddm, n) with 1 where leg ``l`` is in ``X``.
+    There are (n-2)! - (n-3)! relations, as many as non-basis DDM orderings.
+    """
+    orderings = ddm_orderings(n)
+    column = {o: c for c, o in enumerate(orderings)}
+    middle = range(1, n - 1)
+    moving, rows = [], []
+    for x in middle:
+        if x == 1:
+            continue
+        for alpha in itertools.permutations([leg for leg in middle if leg != x]):
+            row = np.zeros((len(orderings), n))
+            for slot in range(len(alpha) + 1):
+                row[column[(0, *alpha[:slot], x, *alpha[slot:], n - 1)], [0, *alpha[:slot]]] = 1.0
+            moving.append(x)
+            rows.append(row)
+    return np.array(moving), np.array(rows)
+
+
+def _bcj_colour_matrix(k: Tensor) -> Tensor:
+    """Per-event colour matrix ``K^T C K`` (B, nb, nb) of the BCJ basis, for float64 momenta ``k`` (B, n, 4).
+
+    ``A_DDM = K A_BCJ`` with ``K`` from solving the fundamental BCJ relations (a square system per event).
+    """
+    n = k.shape[1]
+    moving, left = _bcj_relations(n)
+    metric = torch.tensor([1.0, -1.0, -1.0, -1.0], dtype=k.dtype, device=k.device)
+    dots = torch.einsum("bim,bjm->bij", k * metric, k)
+    left_t = torch.as_tensor(left, dtype=k.dtype, device=k.device)
+    relations = torch.einsum("rcl,brl->brc", left_t, dots[:, torch.as_tensor(moving, device=k.device)])
+    nb = math.factorial(n - 3)
+    k_other = torch.linalg.solve(relations[:, :, nb:], -relations[:, :, :nb])
+    eye = torch.eye(nb, dtype=k.dtype, device=k.device).expand(k.shape[0], nb, nb)
+    kmat = torch.cat([eye, k_other], 1)
+    colour = torch.as_tensor(ddm_colour_matrix(n), dtype=k.dtype, device=k.device)
+    return torch.einsum("bpi,pq,bqj->bij", kmat, colour, kmat)
 
 
 @functools.lru_cache(maxsize=8)
@@ -367,17 +457,19 @@ def gluon_matrix_element(momenta: Tensor, alpha_s: float | Tensor, colour: str =
 
     ``momenta``: (batch, n, 4) physical momenta in GeV, the two incoming gluons first, on-shell and
     momentum-conserving. ``alpha_s``: strong coupling, a float or a tensor broadcastable to (batch,).
-    ``colour``: ``"full"`` (exact colour sum in the DDM basis, ``n <= 6``) or ``"leading"`` (leading
-    colour, exact for ``n = 4, 5``, drops O(1/N^2) for ``n >= 6``). Averaged over the 4 initial
-    helicity and 64 initial colour states, summed over final ones, no identical-particle factor.
-    Returns (batch,) in the input's dtype.
+    ``colour``: ``"full"`` (exact SU(3) colour sum in the DDM basis, ``n <= 6``; float64 input recurses
+    only the (n-3)! BCJ-basis orderings, see the module docstring) or ``"leading"``
+    (``N^(n-2)(N^2-1) sum_{S_(n-1)} |A|^2``, exact for ``n = 4, 5``, drops O(1/N^2) for ``n >= 6``,
+    any ``n``). Averaged over the 4 initial helicity and 64 initial colour states, summed over final
+    ones, no identical-particle factor. Returns (batch,) in the input's dtype.
     """
-    _check_momenta(momenta, "momenta")
+    _check_momenta(momenta)
     n = momenta.shape[1]
+    use_bcj = colour == "full" and momenta.dtype == torch.float64
     if colour == "full":
         if n > 6:
             raise ValueError(f"colour='full' is implemented for n <= 6 gluons, got n = {n}; use colour='leading'")
-        orderings = _ddm_orderings(n)
+        orderings = ddm_orderings(n)[: math.factorial(n - 3)] if use_bcj else ddm_orderings(n)
     elif colour == "leading":
         orderings = _leading_orderings(n)
     else:
@@ -386,18 +478,22 @@ def gluon_matrix_element(momenta: Tensor, alpha_s: float | Tensor, colour: str =
     k = torch.cat([-momenta[:, :2], momenta[:, 2:]], 1)
     reference = default_reference(k)
     sums = []
-    for chunk in _chunks(k.shape[0], plan):
+    for chunk in _chunks(k.shape[0], plan, k.device):
         amps = _ordered_amplitudes(k[chunk], reference[chunk], plan)
         if colour == "full":
             # every ordering closes with leg n-1; parity doubles its '+' half
             amps = torch.stack([_canonical(a, o, False) for a, o in zip(amps, orderings)], 0)
-            c = torch.as_tensor(_ddm_colour_matrix(n), dtype=amps.real.dtype, device=k.device).to(amps.dtype)
-            mixed = torch.einsum("pq,qhb->phb", c, amps)
-            sums.append(2.0 * (mixed * amps.conj()).real.sum((0, 1)))
+            if use_bcj:  # per-event matrix: contract it with the helicity-summed Gram matrix
+                gram = (amps.conj()[:, None] * amps[None]).sum(2).real
+                sums.append(2.0 * (_bcj_colour_matrix(k[chunk]).permute(1, 2, 0) * gram).sum((0, 1)))
+            else:
+                colour_matrix = torch.as_tensor(ddm_colour_matrix(n), device=k.device).to(amps.dtype)
+                mixed = torch.einsum("pq,qhb->phb", colour_matrix, amps)
+                sums.append(2.0 * (mixed * amps.conj()).real.sum((0, 1)))
         else:
             # parity doubles each ordering's helicity sum; reflection doubles the orderings
             factor = 4.0 * N_COLOURS ** (n - 2) * (N_COLOURS**2 - 1)
             sums.append(factor * (amps.real**2 + amps.imag**2).sum((0, 1)))
-    total = torch.cat(sums) if sums else momenta.new_zeros(0)
+    total = torch.cat(sums)
     g2 = 4.0 * math.pi * alpha_s
     return total * g2 ** (n - 2) / (4.0 * (N_COLOURS**2 - 1) ** 2)
