@@ -16,3 +16,22 @@ Conventions (every module in this package follows them):
   integrates them applies them.
 * Strong coupling: ``g_s = sqrt(4 pi alpha_s)``; a matrix element takes ``alpha_s`` explicitly.
 """
+
+__all__ = ["GEV2_TO_PB", "Process", "Subprocess", "get_process", "process_names"]
+
+_LAZY = {
+    "GEV2_TO_PB": "process",
+    "Process": "process",
+    "Subprocess": "process",
+    "get_process": "processes",
+    "process_names": "processes",
+}
+
+
+def __getattr__(name: str):
+    """``from lhcchain.physics import get_process`` etc., imported on first use (the submodules are heavy)."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

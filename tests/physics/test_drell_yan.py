@@ -25,16 +25,9 @@ from lhcchain.physics.helicity import (
     spinor_v,
 )
 
+from .conftest import boost_z, msq, random_rotation, rotate
+
 EW = ElectroweakParameters()
-
-
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    """Small batches: torch's intra-op threads only add overhead (and contend on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 GAUSS_X, GAUSS_W = np.polynomial.legendre.leggauss(4)  # exact for |M|^2, a quadratic in cos(theta)
@@ -54,22 +47,6 @@ def dy_events(m, cos, phi=None, rapidity=None, dtype=torch.float64) -> torch.Ten
     if rapidity is not None:
         p = boost_z(p, torch.as_tensor(rapidity, dtype=dtype).expand_as(m)[..., None])
     return p
-
-
-def boost_z(p: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    ch, sh = torch.cosh(y), torch.sinh(y)
-    e, pz = p[..., 0], p[..., 3]
-    return torch.stack([ch * e + sh * pz, p[..., 1], p[..., 2], sh * e + ch * pz], -1)
-
-
-def random_rotation(generator: torch.Generator, dtype=torch.float64) -> torch.Tensor:
-    q, r = torch.linalg.qr(torch.randn(3, 3, generator=generator, dtype=dtype))
-    q = q * torch.sign(torch.diagonal(r))
-    return q if torch.det(q) > 0 else -q
-
-
-def rotate(p: torch.Tensor, rot: torch.Tensor) -> torch.Tensor:
-    return torch.cat([p[..., :1], p[..., 1:] @ rot.T], -1)
 
 
 def random_dy(n: int, seed: int = 0, m_range=(20.0, 2000.0)) -> torch.Tensor:
@@ -345,7 +322,7 @@ def test_quark_on_beam_two():
 
 def test_per_event_alpha_em():
     p = random_dy(64, seed=9)
-    s = ((p[:, 0] + p[:, 1])[:, 0] ** 2 - ((p[:, 0] + p[:, 1])[:, 1:] ** 2).sum(-1))
+    s = msq(p[:, 0] + p[:, 1])
     alpha = alpha_em_pythia(s)
     batch = drell_yan_me2(p, 1, alpha_em=alpha)
     one = torch.stack([drell_yan_me2(p[i : i + 1], 1, alpha_em=float(alpha[i]))[0] for i in range(4)])

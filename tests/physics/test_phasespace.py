@@ -30,22 +30,11 @@ from lhcchain.physics.phasespace import (
     two_body_decay,
 )
 
+from .conftest import msq
+
 F64 = torch.float64
 SQRT_S = 1000.0
 MW, MH = 80.4, 125.0
-
-
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    """One intra-op thread: these small batched kernels run fastest so, and the file stays quick on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def msq(p: torch.Tensor) -> torch.Tensor:
-    return p[..., 0] ** 2 - (p[..., 1:] ** 2).sum(-1)
 
 
 def uniform(n: int, dim: int, seed: int, dtype: torch.dtype = F64) -> torch.Tensor:

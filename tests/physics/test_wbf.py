@@ -15,29 +15,13 @@ from lhcchain.errors import InputError
 from lhcchain.physics.electroweak import DIAGONAL_CKM, ElectroweakParameters
 from lhcchain.physics.wbf import wbf_final_states, wbf_me2, wbf_me2_coefficients, wbf_score
 
+from .conftest import boost, general_lorentz, msq
+
 EW = ElectroweakParameters()
 SQRT_S = 1500.0
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    """Small batches: torch's intra-op threads only add overhead (and contend on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 # --- local phase space ------------------------------------------------------------------------
-
-
-def boost(p: torch.Tensor, frame: torch.Tensor) -> torch.Tensor:
-    """Boost ``p`` from the rest frame of ``frame`` (timelike) to the frame where it has ``frame``."""
-    mass = torch.sqrt(frame[:, 0] ** 2 - (frame[:, 1:] ** 2).sum(-1))
-    beta, gamma = frame[:, 1:] / frame[:, :1], frame[:, 0] / mass
-    bp, b2 = (beta * p[:, 1:]).sum(-1), (beta * beta).sum(-1)
-    coef = torch.where(b2 > 0, (gamma - 1) * bp / torch.where(b2 > 0, b2, 1.0), 0.0 * b2) + gamma * p[:, 0]
-    return torch.cat([(gamma * (p[:, 0] + bp))[:, None], p[:, 1:] + coef[:, None] * beta], -1)
 
 
 def wbf_phase_space(n: int, sqrt_s: float = SQRT_S, seed: int = 0, dtype=torch.float64):
@@ -79,8 +63,7 @@ def jet_observables(p: torch.Tensor):
     phi = lambda q: torch.atan2(q[:, 2], q[:, 1])  # noqa: E731
     forward = rap(j1) > rap(j2)
     dphi = torch.where(forward, phi(j1) - phi(j2), phi(j2) - phi(j1))
-    jj = j1 + j2
-    mjj = torch.sqrt(torch.clamp(jj[:, 0] ** 2 - (jj[:, 1:] ** 2).sum(-1), min=0.0))
+    mjj = torch.sqrt(torch.clamp(msq(j1 + j2), min=0.0))
     return mjj, (rap(j1) - rap(j2)).abs(), torch.minimum(pt(j1), pt(j2)), pt(j1) * pt(j2) * torch.sin(dphi)
 
 
@@ -90,22 +73,6 @@ def wbf_cut_events(n: int, seed: int):
     mjj, dy, ptmin, x = jet_observables(p)
     keep = (mjj > 500) & (dy > 3) & (ptmin > 20)
     return p[keep], w[keep], x[keep]
-
-
-def general_lorentz(seed: int) -> torch.Tensor:
-    """A proper orthochronous Lorentz matrix: rotation times a boost in a random direction."""
-    g = torch.Generator().manual_seed(seed)
-    q, r = torch.linalg.qr(torch.randn(3, 3, generator=g, dtype=torch.float64))
-    q = q * torch.sign(torch.diagonal(r))
-    q = q if torch.det(q) > 0 else -q
-    beta = 0.8 * torch.nn.functional.normalize(torch.randn(3, generator=g, dtype=torch.float64), dim=0)
-    gamma = 1 / math.sqrt(1 - float(beta @ beta))
-    lam = torch.eye(4, dtype=torch.float64)
-    lam[0, 0], lam[0, 1:], lam[1:, 0] = gamma, gamma * beta, gamma * beta
-    lam[1:, 1:] += (gamma - 1) * torch.outer(beta, beta) / float(beta @ beta)
-    rot = torch.eye(4, dtype=torch.float64)
-    rot[1:, 1:] = q
-    return lam @ rot
 
 
 FLAVOURS = [
