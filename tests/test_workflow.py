@@ -113,7 +113,7 @@ def _with_change(project: Path, change: dict) -> Path:
             node = node.setdefault(k, {})
         node[last] = value
     path = project / "changed.yaml"
-    path.write_text(yaml.safe_dump(cfg))
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))  # same key order: only the change differs
     return path
 
 
