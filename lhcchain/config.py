@@ -48,6 +48,30 @@ def prepare_settings(config: Mapping[str, Any], name: str) -> dict[str, Any]:
     return settings
 
 
+def build_process(config: Mapping[str, Any], name: str, device: str | None = None, threads: int | None = None) -> Any:
+    """The physics-core :class:`~lhcchain.physics.process.Process` configured as ``processes.<name>``.
+
+    ``device`` defaults to the config's ``device``; ``options.dtype`` is ``float32`` or ``float64``
+    (default); ``options.zprime`` is a bool or ``{mass, width, scale}`` (scale: couplings relative to
+    the SM Z). torch is imported here, not when the workflow is parsed.
+    """
+    import torch
+
+    from .device import select_device
+    from .physics import get_process
+    from .physics.electroweak import ZPrimeParameters
+
+    if name not in config.get("processes", {}):
+        raise InputError(f"config: no process {name!r} under 'processes'; defined: {sorted(config.get('processes', {}))}")
+    spec = config["processes"][name]
+    options = dict(spec.get("options", {}))
+    options["dtype"] = getattr(torch, options.get("dtype", "float64"))
+    if isinstance(options.get("zprime"), Mapping):
+        options["zprime"] = ZPrimeParameters.sm_like(**options["zprime"])
+    options["device"] = select_device(device or config.get("device", "auto"), threads)
+    return get_process(spec["process"], **options)
+
+
 def chunk_files(config: Mapping[str, Any], sample: str, ext: str) -> list[str]:
     """Paths of every chunk output ``results/sim/{sample}/chunk{i}.{ext}`` of a simulated sample."""
     return [f"results/sim/{sample}/chunk{i}.{ext}" for i in range(int(config["samples"][sample]["chunks"]))]

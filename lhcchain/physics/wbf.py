@@ -12,13 +12,14 @@ Z fusion in A, W fusion in B; ``u u -> u u H``: Z fusion in both). s-channel
 propagators carry no width with ``ew.running_width=True``. Final-state symmetry factors are not
 included (:func:`wbf_final_states` lists them).
 
-Operator (HISZ normalisation, Hagiwara et al. PRD 48 (1993) 2182):
-``L = L_SM + (f_WWt / Lambda^2) O_WWt``, ``O_WWt = Phi^+ What_{mu nu} Wtildehat^{mu nu} Phi
-= -(g^2/4) (Phi^+ Phi) W^k_{mu nu} Wtilde^{k mu nu}``, with ``What = i g (sigma^k/2) W^k``,
-``Wtilde^{mu nu} = eps^{mu nu rho sigma} W_{rho sigma} / 2``, ``eps_{0123} = +1``. With
-``Phi^+ Phi -> v h``, ``v = 2 M_W / g`` and ``W^3 = cos Z + sin A`` the Feynman rules
-(all momenta incoming, ``k1`` on the boson with index mu) are
-``H V1^mu(k1) V2^nu(k2): -2 i g M_W (f_WWt/Lambda^2) N eps^{mu nu rho sigma} k1_rho k2_sigma``
+Operator (the normalisation of Butter, Plehn, Soybelman, Brehmer, "Back to the formula -- LHC
+edition"): ``L = L_SM + (f_WWt / Lambda^2) O_WWt`` with
+``O_WWt = -(Phi^+ Phi) Wtilde^k_{mu nu} W^{k mu nu}``, ``Wtilde^{mu nu} = eps^{mu nu rho sigma}
+W_{rho sigma} / 2``, ``eps_{0123} = +1``. (In the HISZ normalisation of Hagiwara et al.,
+PRD 48 (1993) 2182, ``O_WWt = Phi^+ What Wtildehat Phi = -(g^2/4)(Phi^+ Phi) W Wtilde``, so
+``f_HISZ = (4/g^2) f`` here.) With ``Phi^+ Phi -> v h``, ``v = 2 M_W / g`` and
+``W^3 = cos Z + sin A`` the Feynman rules (all momenta incoming, ``k1`` on the boson with index mu) are
+``H V1^mu(k1) V2^nu(k2): -4 i v (f_WWt/Lambda^2) N eps^{mu nu rho sigma} k1_rho k2_sigma``
 with ``N = 1`` for ``W+ W-``, ``cos^2`` for ``ZZ``, ``sin cos`` for ``Z gamma``, ``sin^2`` for
 ``gamma gamma``. All four are included: a neutral line couples to the operator through
 ``cos J_Z + sin J_gamma`` (Z and photon propagators), so WBF gets ZZ, Z-gamma and gamma-gamma
@@ -136,7 +137,7 @@ def _amplitudes(
     spin = [chiral_spinors(p[:, i], antifermion=flavours[i] < 0) for i in range(4)]
     g = weak_coupling(alpha_em, ew)
     sw, cw = ew.sin_theta_w, ew.cos_theta_w
-    eft_coupling = _per_event(-2.0 * g * ew.mw * TEV2_TO_GEV2, 3)
+    eft_coupling = _per_event(-4.0 * (2.0 * ew.mw / g) * TEV2_TO_GEV2, 3)  # -4 v f, v = 2 M_W / g
     out = []
     for kind, o1, o2 in _topologies(flavours, ew, exchange):
         sm_cur, eft_cur, ks = [], [], []

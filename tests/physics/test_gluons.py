@@ -25,15 +25,6 @@ SQRT_S = 1000.0  # GeV
 METRIC = torch.tensor([1.0, -1.0, -1.0, -1.0], dtype=torch.float64)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    """Run these small-batch tests on one intra-op thread: thread wake-ups would dominate, worse on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def rambo(batch: int, n_out: int, energy: float, generator: torch.Generator) -> torch.Tensor:
     """Massless RAMBO: ``n_out`` momenta (batch, n_out, 4) in the frame where they sum to (energy, 0, 0, 0)."""
     shape = (batch, n_out)

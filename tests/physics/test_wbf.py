@@ -260,7 +260,7 @@ def topology_tensor(p: torch.Tensor, flavours, line1, line2, f: float) -> torch.
     mix = {"W": 1.0, "Z": cw, "A": sw}
     out = torch.zeros(len(p), 2, 2, 4, 4, dtype=torch.complex128)
     for v1, v2 in itertools.product(c1, c2):
-        vertex = -2 * g * EW.mw * 1e-6 * f * mix[v1] * mix[v2] * eps_k  # H V1 V2, eps term (upper)
+        vertex = -4 * (2 * EW.mw / g) * 1e-6 * f * mix[v1] * mix[v2] * eps_k  # H V1 V2: -4 v f eps term (upper)
         if v1 == v2 and v1 in "WZ":
             vertex = vertex + g * (EW.mw if v1 == "W" else EW.mz / cw) * METRIC
         x = METRIC @ propagator_upper(k1, v1) @ METRIC @ vertex @ METRIC @ propagator_upper(k2, v2) @ METRIC
