@@ -268,7 +268,7 @@ def test_madnis_function_matches_the_integrand_and_priors():
     for c in range(dy.n_channels):
         f_edge, alpha_edge = dy.madnis_function(edges, c)
         assert torch.isfinite(f_edge).all() and torch.isfinite(alpha_edge).all()
-    madnis = pytest.importorskip("madnis.integrator")
+    import madnis.integrator as madnis
     integrand = dy.madnis_integrand()
     assert isinstance(integrand, madnis.Integrand)
     assert integrand.input_dim == dy.n_random and integrand.channel_count == dy.n_channels
