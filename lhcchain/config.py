@@ -9,6 +9,7 @@ so that a code change reruns exactly the stages that use it.
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -48,12 +49,19 @@ def prepare_settings(config: Mapping[str, Any], name: str) -> dict[str, Any]:
     return settings
 
 
-def build_process(config: Mapping[str, Any], name: str, device: str | None = None, threads: int | None = None) -> Any:
-    """The physics-core :class:`~lhcchain.physics.process.Process` configured as ``processes.<name>``.
+def process_spec(config: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    """The entry ``processes.<name>`` of the config."""
+    if name not in config.get("processes", {}):
+        raise InputError(f"config: no process {name!r} under 'processes'; defined: {sorted(config.get('processes', {}))}")
+    return config["processes"][name]
 
-    ``device`` defaults to the config's ``device``; ``options.dtype`` is ``float32`` or ``float64``
-    (default); ``options.zprime`` is a bool or ``{mass, width, scale}`` (scale: couplings relative to
-    the SM Z). torch is imported here, not when the workflow is parsed.
+
+def build_process(spec: Mapping[str, Any], device: str = "auto", threads: int | None = None) -> Any:
+    """The physics-core :class:`~lhcchain.physics.process.Process` of a ``processes.<name>`` entry.
+
+    ``options.dtype`` is ``float32`` or ``float64`` (default); ``options.zprime`` is a bool or
+    ``{mass, width, scale}`` (scale: couplings relative to the SM Z). torch is imported here, not
+    when the workflow is parsed.
     """
     import torch
 
@@ -61,15 +69,28 @@ def build_process(config: Mapping[str, Any], name: str, device: str | None = Non
     from .physics import get_process
     from .physics.electroweak import ZPrimeParameters
 
-    if name not in config.get("processes", {}):
-        raise InputError(f"config: no process {name!r} under 'processes'; defined: {sorted(config.get('processes', {}))}")
-    spec = config["processes"][name]
     options = dict(spec.get("options", {}))
     options["dtype"] = getattr(torch, options.get("dtype", "float64"))
     if isinstance(options.get("zprime"), Mapping):
         options["zprime"] = ZPrimeParameters.sm_like(**options["zprime"])
-    options["device"] = select_device(device or config.get("device", "auto"), threads)
+    options["device"] = select_device(device, threads)
     return get_process(spec["process"], **options)
+
+
+def amplitude_settings(config: Mapping[str, Any]) -> dict[str, Any]:
+    """Training settings of the amplitude surrogate: the ``model`` and ``training`` sections merged."""
+    amp = config["amplitudes"]
+    return {**amp["model"], **amp["training"]}
+
+
+def gpu_request(config: Mapping[str, Any]) -> int:
+    """GPUs a network rule asks for: none when the config pins ``device: cpu``, else one."""
+    return 0 if config.get("device", "auto") == "cpu" else 1
+
+
+def constraint(names: Any) -> str:
+    """Regex matching exactly the given wildcard values (matches nothing for an empty collection)."""
+    return "|".join(re.escape(str(n)) for n in names) or "(?!)"
 
 
 def chunk_files(config: Mapping[str, Any], sample: str, ext: str) -> list[str]:

@@ -7,7 +7,7 @@ import torch
 import yaml
 from snakemake.utils import validate
 
-from lhcchain.config import build_process
+from lhcchain.config import build_process, process_spec
 from lhcchain.errors import InputError
 
 from ..conftest import ROOT
@@ -17,7 +17,7 @@ CONFIG = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
 
 @pytest.mark.parametrize("name", sorted(CONFIG["processes"]))
 def test_configured_process_integrates(name: str, single_thread: None) -> None:
-    process = build_process({**CONFIG, "device": "cpu"}, name)
+    process = build_process(process_spec(CONFIG, name), device="cpu")
     torch.manual_seed(0)
     total = 0.0
     for c in range(len(process.channels)):
@@ -30,14 +30,14 @@ def test_configured_process_integrates(name: str, single_thread: None) -> None:
 
 
 def test_zprime_from_config_sets_mass_and_width() -> None:
-    dy = build_process({**CONFIG, "device": "cpu"}, "drell_yan_zprime")
+    dy = build_process(process_spec(CONFIG, "drell_yan_zprime"), device="cpu")
     zp = CONFIG["processes"]["drell_yan_zprime"]["options"]["zprime"]
     assert dy.zprime.mass == zp["mass"] and dy.zprime.width == zp["width"]
 
 
 def test_unknown_process_key_names_it() -> None:
     with pytest.raises(InputError, match="no process 'ttbar'"):
-        build_process(CONFIG, "ttbar")
+        process_spec(CONFIG, "ttbar")
 
 
 def test_schema_rejects_unknown_process_name() -> None:
