@@ -20,6 +20,8 @@ Spinors have shape ``(..., 4)`` complex; four-vectors ``(..., 4)`` with an upper
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 
@@ -58,24 +60,30 @@ def _parity(perm: tuple[int, ...]) -> int:
     return -1 if inversions % 2 else 1
 
 
-# E_{mu nu} = sum over rho < sigma of eps_{mu nu rho sigma} (c^rho d^sigma - c^sigma d^rho).
-_TWO_FORM = tuple(
-    (mu, nu, rho, sig, _parity((mu, nu, rho, sig)))
+_LEVI_CIVITA_VALUES = tuple(
+    _parity((mu, nu, rho, sig)) if len({mu, nu, rho, sig}) == 4 else 0
     for mu in range(4)
     for nu in range(4)
     for rho in range(4)
-    for sig in range(rho + 1, 4)
-    if len({mu, nu, rho, sig}) == 4
+    for sig in range(4)
 )
+
+
+@functools.lru_cache(maxsize=32)
+def levi_civita(dtype: torch.dtype = torch.float64, device: torch.device | str | None = None) -> torch.Tensor:
+    """``eps_{mu nu rho sigma}`` (indices down, ``eps_{0123} = +1``): shape ``(4, 4, 4, 4)``, cached
+    per dtype and device (do not modify it in place)."""
+    return torch.tensor(_LEVI_CIVITA_VALUES, dtype=dtype, device=device).reshape(4, 4, 4, 4)
 
 
 def epsilon_two_form(c: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
     """``E_{mu nu} = eps_{mu nu rho sigma} c^rho d^sigma`` (indices down): shape ``(..., 4, 4)``."""
-    shape = torch.broadcast_shapes(c.shape, d.shape)[:-1]
-    out = torch.zeros(shape + (4, 4), dtype=torch.promote_types(c.dtype, d.dtype), device=c.device)
-    for mu, nu, rho, sig, sign in _TWO_FORM:
-        out[..., mu, nu] += sign * (c[..., rho] * d[..., sig] - c[..., sig] * d[..., rho])
-    return out
+    dtype = torch.promote_types(c.dtype, d.dtype)
+    eps = levi_civita(dtype, c.device)
+    c, d = torch.broadcast_tensors(c.to(dtype), d.to(dtype))
+    # (c^rho d^sigma) contracted with eps over (rho, sigma): one matmul with eps as (16, 16).
+    cd = (c[..., :, None] * d[..., None, :]).flatten(-2)
+    return (cd @ eps.reshape(16, 16).T).unflatten(-1, (4, 4))
 
 
 def epsilon_contract(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
@@ -178,9 +186,15 @@ _SIGMA_ROWS = ((1, 0, 0, 1), (0, 1, 1, 0), (0, -1j, 1j, 0), (1, 0, 0, -1))
 def _sandwich(b: torch.Tensor, x: torch.Tensor, sign: float) -> torch.Tensor:
     """``b sigma^mu x`` (sign=+1) or ``b sigmabar^mu x`` (sign=-1) for two-spinors: shape ``(..., 4)``."""
     products = (b[..., :, None] * x[..., None, :]).flatten(-2)
-    rows = torch.tensor(_SIGMA_ROWS, dtype=products.dtype, device=products.device)
+    return products @ _sigma_rows_t(products.dtype, products.device, sign)
+
+
+@functools.lru_cache(maxsize=32)
+def _sigma_rows_t(dtype: torch.dtype, device: torch.device, sign: float) -> torch.Tensor:
+    """Transposed :data:`_SIGMA_ROWS` (spatial rows times ``sign``), cached per dtype and device."""
+    rows = torch.tensor(_SIGMA_ROWS, dtype=dtype, device=device)
     rows[1:] *= sign
-    return products @ rows.T
+    return rows.T.contiguous()
 
 
 def fermion_current(
@@ -230,8 +244,14 @@ def scale_chiral(
         c = torch.stack(torch.broadcast_tensors(cl, cr), -1)
         c = c.reshape(c.shape[:-1] + (1,) * (current.ndim - 3) + (2, 1))
     else:
-        c = torch.tensor([c_left, c_right], dtype=real, device=current.device)[:, None]
+        c = _chiral_column(float(c_left), float(c_right), real, current.device)
     return current * c
+
+
+@functools.lru_cache(maxsize=256)
+def _chiral_column(c_left: float, c_right: float, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """``[[c_L], [c_R]]`` as a tensor, cached per value, dtype and device."""
+    return torch.tensor([c_left, c_right], dtype=dtype, device=device)[:, None]
 
 
 def propagator_denominator(

@@ -65,7 +65,7 @@ from .process import (
     rapidity,
     transverse_momentum,
 )
-from .wbf import wbf_final_states, wbf_me2_coefficients
+from .wbf import WBFCoefficients, wbf_final_states, wbf_me2_coefficients, wbf_topologies
 
 __all__ = [
     "DEFAULT_PDF",
@@ -247,26 +247,6 @@ class DrellYan(Process):
 # ----------------------------------------------------------------------------- WBF
 
 
-def _wbf_topologies(
-    fl: tuple[int, int, int, int], ew: ElectroweakParameters, exchange: str
-) -> list[tuple[str, int, int, float]]:
-    """``(kind, out1, out2, coupling)`` of the t-channel topologies of :mod:`lhcchain.physics.wbf`:
-    a line keeps its flavour (neutral, coupling 1) or changes it by a W (charged, ``|V|``)."""
-
-    def line(a: int, b: int) -> tuple[str, float] | None:
-        if a == b:
-            return "neutral", 1.0
-        v = ckm_modulus(a, b, ew) if a * b > 0 else 0.0
-        return ("charged", v) if v > 0 else None
-
-    out = []
-    for o1, o2 in ((2, 3), (3, 2)):
-        l1, l2 = line(fl[0], fl[o1]), line(fl[1], fl[o2])
-        if l1 is not None and l2 is not None and l1[0] == l2[0] and exchange in ("all", l1[0]):
-            out.append((l1[0], o1, o2, l1[1] * l2[1]))
-    return out
-
-
 class WBFHiggs(Process):
     """``p p -> q q' H`` by W/Z fusion (t-channel only) with ``f_WWt / Lambda^2 = f_wwt`` (TeV^-2).
 
@@ -348,7 +328,7 @@ class WBFHiggs(Process):
         keyed: dict[tuple, list[tuple[int, float]]] = {}
         for k, sub in enumerate(self.subprocesses):
             fl = (*sub.initial, *sub.final[:2])
-            tops = _wbf_topologies(fl, ew_, exchange)
+            tops = wbf_topologies(fl, ew_, exchange)
             norm2 = sum(t[3] ** 2 for t in tops)
             pattern = tuple((f > 0, abs(f) % 2) for f in fl)
             direction = tuple(round(t[3] / math.sqrt(norm2), 9) for t in tops)
@@ -373,6 +353,10 @@ class WBFHiggs(Process):
         self.groups = tuple(groups)
         self.scale_masses = tuple(masses)
         """Boson mass (GeV) of each factorisation/renormalisation scale column."""
+        self._all_coefficients = WBFCoefficients(
+            [(*g.representative.initial, *g.representative.final[:2]) for g in self.groups], ew_, exchange
+        )
+        self._group_scales = torch.tensor([g.scale for g in self.groups], dtype=torch.long)
 
         e_beam = self.sqrt_s / 2
         s_min = (ew_.mh + 2.0 * (self.jet_pt_min or 0.0)) ** 2
@@ -429,15 +413,16 @@ class WBFHiggs(Process):
         return torch.stack([a, b, c], -1)
 
     def group_coefficients(self, momenta: Tensor) -> Tensor:
-        """Bare ``(A, B, C)`` of each group's representative: shape ``(batch, n_groups, 3)``."""
+        """Bare ``(A, B, C)`` of each group's representative: shape ``(batch, n_groups, 3)``.
+
+        All groups in one :class:`~lhcchain.physics.wbf.WBFCoefficients` call (spinors, currents
+        and bilinears shared; ``alpha_em`` once per scale column)."""
         mu_r2 = self.renormalisation_scales2(momenta)
-        return torch.stack(
-            [
-                self._coefficients(momenta, (*g.representative.initial, *g.representative.final[:2]), g.scale, mu_r2)
-                for g in self.groups
-            ],
-            1,
-        )
+        if self.alpha_em == "running":
+            alpha = _alpha_em(self.alpha_em, mu_r2, self.ew)[:, self._group_scales.to(momenta.device)]
+        else:
+            alpha = _alpha_em(self.alpha_em, mu_r2, self.ew)
+        return self._all_coefficients(momenta, alpha)
 
     def coefficients(self, momenta: Tensor, x1: Tensor | None = None, x2: Tensor | None = None) -> Tensor:
         """PDF- and symmetry-weighted ``(A, B, C)``, shape ``(batch, 3)``: ``matrix_element = A + f B + f^2 C``

@@ -42,6 +42,7 @@ Higgs).
 from __future__ import annotations
 
 import itertools
+import math
 from typing import Literal
 
 import torch
@@ -60,6 +61,7 @@ from .electroweak import (
 from .helicity import (
     chiral_currents,
     chiral_spinors,
+    complex_dtype,
     dirac_bar,
     epsilon_two_form,
     minkowski_dot,
@@ -78,24 +80,35 @@ def _signed_charge(pdg: int) -> float:
     return charge(pdg) if pdg > 0 else -charge(pdg)
 
 
-def _line_kind(pdg_in: int, pdg_out: int, ew: ElectroweakParameters) -> str | None:
-    """``'neutral'`` (same flavour), ``'charged'`` (W transition with ``|V| > 0``) or None."""
+def _line(pdg_in: int, pdg_out: int, ew: ElectroweakParameters) -> tuple[str, float] | None:
+    """``('neutral', 1)`` (same flavour), ``('charged', |V|)`` (W transition with ``|V| > 0``) or None."""
     if pdg_in == pdg_out:
-        return "neutral"
-    if pdg_in * pdg_out > 0 and ckm_modulus(pdg_in, pdg_out, ew) > 0:
-        return "charged"
-    return None
+        return "neutral", 1.0
+    v = ckm_modulus(pdg_in, pdg_out, ew) if pdg_in * pdg_out > 0 else 0.0
+    return ("charged", v) if v > 0 else None
+
+
+def wbf_topologies(
+    flavours: Flavours, ew: ElectroweakParameters, exchange: Exchange = "all"
+) -> list[tuple[str, int, int, float]]:
+    """The t-channel topologies of ``flavours`` allowed by ``exchange``: ``(kind, out1, out2, coupling)``.
+
+    Topology A has ``(out1, out2) = (2, 3)`` (lines ``1 -> 3``, ``2 -> 4``), B ``(3, 2)``. A line
+    keeps its flavour (``'neutral'``, Z/photon exchange, coupling factor 1) or changes it by a W
+    (``'charged'``, factor ``|V_CKM|``); both lines of a topology must be of the same kind.
+    ``coupling`` is the product of the two lines' factors.
+    """
+    out = []
+    for o1, o2 in ((2, 3), (3, 2)):
+        l1, l2 = _line(flavours[0], flavours[o1], ew), _line(flavours[1], flavours[o2], ew)
+        if l1 is not None and l2 is not None and l1[0] == l2[0] and exchange in ("all", l1[0]):
+            out.append((l1[0], o1, o2, l1[1] * l2[1]))
+    return out
 
 
 def _topologies(flavours: Flavours, ew: ElectroweakParameters, exchange: Exchange) -> list[tuple[str, int, int]]:
-    """``(kind, out1, out2)`` for topology A (particles 2, 3) and B (3, 2) where allowed."""
-    out = []
-    for o1, o2 in ((2, 3), (3, 2)):
-        k1 = _line_kind(flavours[0], flavours[o1], ew)
-        k2 = _line_kind(flavours[1], flavours[o2], ew)
-        if k1 is not None and k1 == k2 and exchange in ("all", k1):
-            out.append((k1, o1, o2))
-    return out
+    """``(kind, out1, out2)`` of :func:`wbf_topologies`."""
+    return [t[:3] for t in wbf_topologies(flavours, ew, exchange)]
 
 
 def _check(momenta: torch.Tensor, flavours: Flavours, exchange: str, ew: ElectroweakParameters) -> Flavours:
@@ -207,6 +220,170 @@ def wbf_me2_coefficients(
     sm = [a[0] for a in amps]
     eft = [a[1] for a in amps]
     return _colour_spin_sum(sm, sm), 2.0 * _colour_spin_sum(sm, eft), _colour_spin_sum(eft, eft)
+
+
+class WBFCoefficients:
+    """``(A, B, C)`` of :func:`wbf_me2_coefficients` for many flavour combinations at once.
+
+    Built once for a list of flavour tuples (``exchange`` and ``ew`` as there); calling it on
+    momenta ``(batch, 5, 4)`` returns ``(batch, n_flavours, 3)``. The spinors, the currents of every
+    line (quark and antiquark, both topologies), their propagated Z/photon/W currents and the SM
+    (``J1.J2``) and EFT (``eps J1 J2 k1 k2``) bilinears are computed once per call and shared;
+    each flavour combination then only applies its constant couplings (tables cached per dtype and
+    device). All couplings are proportional to ``e = sqrt(4 pi alpha_em)`` (the EFT vertex to
+    ``1/g``), so the SM amplitudes scale as ``e^3`` and the EFT ones as ``e``: ``alpha_em`` (float,
+    ``(batch,)`` or ``(batch, n_flavours)`` tensor, default ``ew.alpha_em``) enters only there.
+    Agrees with :func:`wbf_me2_coefficients` per flavour combination to rounding.
+    """
+
+    _NEUTRAL_EFT = (("Z", "Z"), ("Z", "A"), ("A", "Z"), ("A", "A"))
+
+    def __init__(self, flavours: list[Flavours], ew: ElectroweakParameters | None = None, exchange: Exchange = "all"):
+        ew = ew or ElectroweakParameters()
+        self.ew, self.exchange = ew, exchange
+        dummy = torch.zeros(1, 5, 4)
+        self.flavours = [_check(dummy, fl, exchange, ew) for fl in flavours]
+        sw, cw = ew.sin_theta_w, ew.cos_theta_w
+        # Bilinear keys: ("sm" | "eft", o1, s1, s2, V1, V2) with o1 the topology, s the line's
+        # quark (+1) / antiquark (-1) sign; key 0 is an all-zero slot for absent topologies.
+        self._keys: list[tuple | None] = [None]
+        index: dict[tuple, int] = {}
+
+        def slot(key: tuple) -> int:
+            if key not in index:
+                index[key] = len(self._keys)
+                self._keys.append(key)
+            return index[key]
+
+        n = len(self.flavours)
+        sm_idx = [[0, 0] for _ in range(n)]
+        sm_coef = [[[[0.0] * 2 for _ in range(2)] for _ in range(2)] for _ in range(n)]
+        eft_idx = [[[0] * 4 for _ in range(2)] for _ in range(n)]
+        eft_coef = [[[[[0.0] * 2 for _ in range(2)] for _ in range(4)] for _ in range(2)] for _ in range(n)]
+        eft_const = -8.0 * ew.mw * sw * TEV2_TO_GEV2  # -4 v f / e with v = 2 M_W / g, g = e / sw
+        for g, fl in enumerate(self.flavours):
+            for kind, o1, o2, _ in wbf_topologies(fl, ew, exchange):
+                t = 0 if o1 == 2 else 1
+                sign = 1.0 if t == 0 else -1.0
+                s1, s2 = (1 if fl[0] > 0 else -1), (1 if fl[1] > 0 else -1)
+                lines = ((fl[0], fl[o1]), (fl[1], fl[o2]))
+                if kind == "neutral":
+                    # Couplings at e = 1: Z (c_L, c_R), photon Q.
+                    cz = [z_chiral_couplings(a, ew, 1.0 / (4.0 * math.pi)) for a, _ in lines]
+                    qa = [photon_coupling(a, ew, 1.0 / (4.0 * math.pi)) for a, _ in lines]
+                    ghvv = (1.0 / sw) * ew.mz / cw
+                    sm_idx[g][t] = slot(("sm", o1, s1, s2, "Z", "Z"))
+                    sm_coef[g][t] = [[sign * ghvv * cz[0][x] * cz[1][y] for y in range(2)] for x in range(2)]
+                    eft_line = [{"Z": (cw * cz[k][0], cw * cz[k][1]), "A": (sw * qa[k], sw * qa[k])} for k in range(2)]
+                    for m, (v1, v2) in enumerate(self._NEUTRAL_EFT):
+                        eft_idx[g][t][m] = slot(("eft", o1, s1, s2, v1, v2))
+                        eft_coef[g][t][m] = [
+                            [sign * eft_const * eft_line[0][v1][x] * eft_line[1][v2][y] for y in range(2)]
+                            for x in range(2)
+                        ]
+                else:
+                    cwl = [(w_coupling(a, b, ew, 1.0 / (4.0 * math.pi)), 0.0) for a, b in lines]
+                    ghvv = (1.0 / sw) * ew.mw
+                    sm_idx[g][t] = slot(("sm", o1, s1, s2, "W", "W"))
+                    sm_coef[g][t] = [[sign * ghvv * cwl[0][x] * cwl[1][y] for y in range(2)] for x in range(2)]
+                    eft_idx[g][t][0] = slot(("eft", o1, s1, s2, "W", "W"))
+                    eft_coef[g][t][0] = [[sign * eft_const * cwl[0][x] * cwl[1][y] for y in range(2)] for x in range(2)]
+        # Dense coefficient matrices (chirality pair xy, group * 2 + topology, bilinear key).
+        n_keys = len(self._keys)
+        sm_mat = [[[0.0] * n_keys for _ in range(2 * n)] for _ in range(4)]
+        eft_mat = [[[0.0] * n_keys for _ in range(2 * n)] for _ in range(4)]
+        for g in range(n):
+            for t in range(2):
+                for x in range(2):
+                    for y in range(2):
+                        sm_mat[2 * x + y][2 * g + t][sm_idx[g][t]] += sm_coef[g][t][x][y]
+                        for m in range(4):
+                            eft_mat[2 * x + y][2 * g + t][eft_idx[g][t][m]] += eft_coef[g][t][m][x][y]
+        self._tables_py = (sm_mat, eft_mat)
+        self._tables: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def _constant_tables(self, dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        key = (dtype, device)
+        if key not in self._tables:
+            self._tables[key] = tuple(torch.tensor(t, dtype=dtype, device=device) for t in self._tables_py)
+        return self._tables[key]
+
+    def _bilinears(self, p: torch.Tensor) -> torch.Tensor:
+        """Every bilinear of :attr:`_keys`, stacked: ``(n_keys, batch, 2, 2)`` complex."""
+        ew = self.ew
+        spinors = {
+            (i, s): chiral_spinors(p[:, i], antifermion=s < 0) for i in range(4) for s in (1, -1)
+        }
+        currents: dict[tuple, torch.Tensor] = {}
+        propagated: dict[tuple, torch.Tensor] = {}
+        forms: dict[int, torch.Tensor] = {}
+
+        def current(i: int, o: int, s: int, boson: str) -> torch.Tensor:
+            key = (i, o, s, boson)
+            if key not in propagated:
+                if (i, o, s) not in currents:
+                    # Quark line ubar(out) ... u(in); antiquark line vbar(in) ... v(out).
+                    bar, ket = (spinors[o, s], spinors[i, s]) if s > 0 else (spinors[i, s], spinors[o, s])
+                    currents[i, o, s] = chiral_currents(dirac_bar(bar), ket)
+                kb = (p[:, i] - p[:, o])[:, None, :]
+                j = currents[i, o, s]
+                if boson == "Z":
+                    propagated[key] = vector_propagator(j, kb, ew.mz, ew.gamma_z, ew.running_width)
+                elif boson == "A":
+                    propagated[key] = vector_propagator(j, kb, 0.0)
+                else:
+                    propagated[key] = vector_propagator(j, kb, ew.mw, ew.gamma_w, ew.running_width)
+            return propagated[key]
+
+        out = []
+        for key in self._keys[1:]:
+            what, o1, s1, s2, v1, v2 = key
+            o2 = 5 - o1
+            j1, j2 = current(0, o1, s1, v1), current(1, o2, s2, v2)
+            if what == "sm":
+                out.append(minkowski_dot(j1[:, :, None, :], j2[:, None, :, :]))
+            else:
+                if o1 not in forms:
+                    forms[o1] = epsilon_two_form(p[:, 0] - p[:, o1], p[:, 1] - p[:, o2]).to(j1.dtype)
+                out.append(torch.einsum("bxm,bmn,byn->bxy", j1, forms[o1], j2))
+        cd = complex_dtype(p.dtype)
+        zero = torch.zeros((1, p.shape[0], 2, 2), dtype=cd, device=p.device)
+        return torch.cat([zero] + [b[None] for b in out]) if out else zero
+
+    def __call__(self, momenta: torch.Tensor, alpha_em: float | torch.Tensor | None = None) -> torch.Tensor:
+        if momenta.ndim != 3 or momenta.shape[1:] != (5, 4):
+            raise InputError(f"WBF momenta must have shape (batch, 5, 4), got {tuple(momenta.shape)}")
+        p = momenta
+        batch, n = p.shape[0], len(self.flavours)
+        sm_mat, eft_mat = self._constant_tables(p.dtype, p.device)
+        # Bilinears as real pairs, laid out (xy, key, batch * [re, im]) for one batched matmul.
+        bil = torch.view_as_real(self._bilinears(p))  # (K, batch, 2, 2, 2)
+        bil = bil.permute(2, 3, 0, 1, 4).reshape(4, bil.shape[0], 2 * batch)
+        shape = (4, n, 2, batch, 2)  # (xy, group, topology, batch, re/im)
+
+        sm, eft = torch.bmm(sm_mat, bil).reshape(shape), torch.bmm(eft_mat, bil).reshape(shape)
+        alpha = self.ew.alpha_em if alpha_em is None else alpha_em
+        if isinstance(alpha, torch.Tensor):
+            alpha = alpha.to(p.dtype)
+            if alpha.ndim == 1:
+                alpha = alpha[:, None]
+            e = torch.sqrt(4.0 * math.pi * alpha).T[None, :, None, :, None]  # (1, n or 1, 1, batch, 1)
+        else:
+            e = math.sqrt(4.0 * math.pi * alpha)
+        sm = sm * e**3
+        eft = eft * e
+
+        def colour_spin_sum(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            # Re sum x y^* over chiralities and topologies, plus the A-B interference (colour 1/3)
+            # on equal line chiralities (xy = LL, RR); averaged over initial spins and colours.
+            # (Sums over leading axes one at a time: fast, contiguous slices.)
+            total = (x * y).sum(0).sum(1).sum(-1)
+            dx, dy = x[::3], y[::3]  # ([LL, RR], group, topology, batch, re/im)
+            cross = (dx[:, :, 0] * dy[:, :, 1] + dx[:, :, 1] * dy[:, :, 0]).sum(0).sum(-1)
+            return (total + cross / 3.0) / 4.0
+
+        out = torch.stack([colour_spin_sum(sm, sm), 2.0 * colour_spin_sum(sm, eft), colour_spin_sum(eft, eft)], -1)
+        return out.transpose(0, 1)
 
 
 def wbf_me2(

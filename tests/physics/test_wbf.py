@@ -13,7 +13,14 @@ import torch
 
 from lhcchain.errors import InputError
 from lhcchain.physics.electroweak import DIAGONAL_CKM, ElectroweakParameters
-from lhcchain.physics.wbf import wbf_final_states, wbf_me2, wbf_me2_coefficients, wbf_score
+from lhcchain.physics.wbf import (
+    WBFCoefficients,
+    wbf_final_states,
+    wbf_me2,
+    wbf_me2_coefficients,
+    wbf_score,
+    wbf_topologies,
+)
 
 from .conftest import boost, general_lorentz, msq
 
@@ -90,18 +97,6 @@ FLAVOURS = [
 
 
 # --- tests ------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("flavours", FLAVOURS)
-def test_quadratic_decomposition_is_exact(flavours):
-    p, _ = wbf_phase_space(200, seed=1)
-    a, b, c = wbf_me2_coefficients(p, flavours)
-    assert (a > 0).all() and (c > 0).all()
-    for f in (-3.0, 0.5, 2.0):
-        assert torch.allclose(wbf_me2(p, flavours, f), a + f * b + f * f * c, rtol=1e-11, atol=0.0)
-    f = torch.linspace(-2, 2, 200, dtype=torch.float64)
-    assert torch.allclose(wbf_me2(p, flavours, f), a + f * b + f * f * c, rtol=1e-11, atol=0.0)
-    assert torch.allclose(wbf_score(p, flavours), b / a)
 
 
 @pytest.mark.parametrize("flavours", FLAVOURS[:6])
@@ -312,12 +307,67 @@ def _connects(f_in: int, f_out: int) -> bool:
 
 @pytest.mark.parametrize("flavours", FLAVOURS)
 def test_matches_trace_calculation(flavours):
+    """A, B, C, |M|^2(f) and the score against the independent Dirac-trace |M|^2 (no shared code)."""
     p, _ = wbf_phase_space(6, sqrt_s=1000.0, seed=8)
     m0, mp, mm = (trace_me2(p, flavours, f) for f in (0.0, 1.0, -1.0))
     a, b, c = wbf_me2_coefficients(p, flavours)
+    scale = float(torch.sqrt(a * c).max())
     assert torch.allclose(a, m0, rtol=1e-8, atol=0.0)
     assert torch.allclose(c, (mp + mm) / 2 - m0, rtol=1e-7, atol=0.0)
-    assert torch.allclose(b, (mp - mm) / 2, rtol=1e-7, atol=1e-9 * float(torch.sqrt(a * c).max()))
+    assert torch.allclose(b, (mp - mm) / 2, rtol=1e-7, atol=1e-9 * scale)
+    # The decomposition is quadratic: at f values not used above the trace |M|^2 is A + f B + f^2 C,
+    # and wbf_me2 (amplitudes M_SM + f M_f) agrees with it, also with a per-event f.
+    for f in (-3.0, 0.5, 2.5):
+        ref = trace_me2(p, flavours, f)
+        assert torch.allclose(a + f * b + f * f * c, ref, rtol=1e-7, atol=1e-9 * scale)
+        assert torch.allclose(wbf_me2(p, flavours, f), ref, rtol=1e-7, atol=1e-9 * scale)
+    f = torch.tensor([-3.0, 0.5, 2.5, -3.0, 0.5, 2.5], dtype=torch.float64)
+    ref = torch.stack([trace_me2(p[i : i + 1], flavours, float(f[i]))[0] for i in range(6)])
+    assert torch.allclose(wbf_me2(p, flavours, f), ref, rtol=1e-7, atol=1e-9 * scale)
+    # Score d log|M|^2/df at f = 0: the central difference of the trace |M|^2 (exact for a quadratic).
+    h = 1e-2
+    fd = (trace_me2(p, flavours, h) - trace_me2(p, flavours, -h)) / (2 * h * m0)
+    assert torch.allclose(wbf_score(p, flavours), fd, rtol=1e-6, atol=1e-9 * float((scale / a).max()))
+
+
+def test_batched_coefficients_match_per_flavour():
+    """WBFCoefficients (all flavours of the hadronic process in one call, shared currents) against
+    wbf_me2_coefficients per flavour, with per-event and per-flavour alpha_em.
+
+    The tolerance 1e-11 (relative to the largest of |A|, |B|, |C| per event) is the rounding of the
+    per-flavour code itself: its q^mu q^nu / M^2 propagator terms multiply conserved currents
+    (q.J = 0 up to rounding), which leaves ~1e-12 noise for TeV-scale momenta."""
+    subs = [(i1, i2, i3, i4) for i1, i2 in itertools.product((-5, -4, -3, -2, -1, 1, 2, 3, 4, 5), repeat=2)
+            for i3, i4, _ in wbf_final_states(i1, i2)]
+    flavours = subs[::7]  # a spread of quark/antiquark, W/Z and interfering combinations
+    for sqrt_s, seed in ((1500.0, 11), (6000.0, 12)):
+        p, _ = wbf_phase_space(64, sqrt_s=sqrt_s, seed=seed)
+        alpha = 0.0075 + 0.0005 * torch.rand(64, len(flavours), generator=torch.Generator().manual_seed(seed))
+        for exchange in ("all", "neutral", "charged"):
+            allowed = [fl for fl in flavours if wbf_topologies(fl, EW, exchange)]
+            batched = WBFCoefficients(allowed, EW, exchange)
+            got = batched(p, alpha[:, : len(allowed)].double())
+            assert got.shape == (64, len(allowed), 3)
+            for g, fl in enumerate(allowed):
+                ref = torch.stack(wbf_me2_coefficients(p, fl, EW, exchange=exchange, alpha_em=alpha[:, g].double()), -1)
+                scale = ref.abs().amax(-1, keepdim=True)
+                assert ((got[:, g] - ref).abs() <= 1e-11 * scale).all(), (fl, exchange)
+        # A scalar alpha_em and the default agree with the per-flavour code as well.
+        batched = WBFCoefficients(flavours[:3], EW)
+        for alpha_em in (None, 0.0079):
+            got = batched(p, alpha_em)
+            for g, fl in enumerate(flavours[:3]):
+                ref = torch.stack(wbf_me2_coefficients(p, fl, EW, alpha_em=alpha_em), -1)
+                assert ((got[:, g] - ref).abs() <= 1e-11 * ref.abs().amax(-1, keepdim=True)).all()
+
+
+def test_meta_device():
+    """Nothing is created on the CPU behind the caller's back (the meta device fails on any mix)."""
+    p = torch.zeros(8, 5, 4, device="meta")
+    a, b, c = wbf_me2_coefficients(p, (2, 1, 2, 1), alpha_em=torch.full((8,), 0.0078, device="meta"))
+    assert all(x.device.type == "meta" and x.shape == (8,) for x in (a, b, c))
+    out = WBFCoefficients([(2, 1, 2, 1), (2, -2, 1, -1)])(p, torch.full((8, 2), 0.0078, device="meta"))
+    assert out.device.type == "meta" and out.shape == (8, 2, 3)
 
 
 def test_float32_matches_float64():
