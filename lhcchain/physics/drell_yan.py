@@ -156,3 +156,46 @@ def drell_yan_me2_analytic(
     u = minkowski_dot(p[:, 0] - p[:, 3], p[:, 0] - p[:, 3])
     a2 = drell_yan_chiral_amplitudes(s, fl, ew, zprime, photon=photon, z=z, alpha_em=alpha).abs() ** 2
     return (u * u * (a2[:, 0, 0] + a2[:, 1, 1]) + t * t * (a2[:, 0, 1] + a2[:, 1, 0])) / 3.0
+
+
+def drell_yan_me2_flavours(
+    momenta: torch.Tensor,
+    flavours: tuple[int, ...] | list[int],
+    ew: ElectroweakParameters | None = None,
+    zprime: ZPrimeParameters | None = None,
+    *,
+    photon: bool = True,
+    z: bool = True,
+    alpha_em: Coupling | None = None,
+) -> torch.Tensor:
+    """:func:`drell_yan_me2_analytic` for several beam-1 flavours at once: shape ``(batch, n_flavours)``.
+
+    ``s``, ``t``, ``u`` are computed once and the reduced amplitudes once per distinct ``|flavour|``;
+    a ``qbar q`` flavour (negative) exchanges the roles of ``t`` and ``u``.
+    """
+    ew = ew or ElectroweakParameters()
+    if momenta.ndim != 3 or momenta.shape[1:] != (4, 4):
+        raise InputError(f"Drell-Yan momenta must have shape (batch, 4, 4), got {tuple(momenta.shape)}")
+    p = momenta
+    alpha = ew.alpha_em if alpha_em is None else alpha_em
+    if isinstance(alpha, torch.Tensor):
+        alpha = alpha.to(p.dtype)
+    s = minkowski_dot(p[:, 0] + p[:, 1], p[:, 0] + p[:, 1])
+    t = minkowski_dot(p[:, 0] - p[:, 2], p[:, 0] - p[:, 2])
+    u = minkowski_dot(p[:, 0] - p[:, 3], p[:, 0] - p[:, 3])
+    t2, u2 = t * t, u * u
+    reduced: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+    out = []
+    for flavour in flavours:
+        fl = abs(int(flavour))
+        if fl not in QUARKS:
+            raise InputError(f"Drell-Yan flavour must be a PDG quark id +-1..+-5, got {flavour}")
+        if fl not in reduced:
+            a2 = drell_yan_chiral_amplitudes(s, fl, ew, zprime, photon=photon, z=z, alpha_em=alpha).abs() ** 2
+            reduced[fl] = (a2[:, 0, 0] + a2[:, 1, 1], a2[:, 0, 1] + a2[:, 1, 0])
+        same, opposite = reduced[fl]
+        if flavour > 0:
+            out.append((u2 * same + t2 * opposite) / 3.0)
+        else:
+            out.append((t2 * same + u2 * opposite) / 3.0)
+    return torch.stack(out, -1) if out else torch.zeros(p.shape[0], 0, dtype=p.dtype, device=p.device)

@@ -39,7 +39,7 @@ import torch
 from torch import Tensor
 
 from ..errors import InputError
-from .drell_yan import drell_yan_me2
+from .drell_yan import drell_yan_me2_flavours
 from .electroweak import ElectroweakParameters, ZPrimeParameters, alpha_em_pythia, ckm_modulus
 from .pdf import GridPDF, load_pdf
 from .phasespace import (
@@ -131,7 +131,8 @@ class DrellYan(Process):
 
     Subprocesses ``q qbar`` and ``qbar q`` for the five light flavours (final state ``(13, -13)``,
     momenta ``[parton 1, parton 2, mu-, mu+]``), ``|M|^2`` from
-    :func:`~lhcchain.physics.drell_yan.drell_yan_me2`. ``zprime``: True for the default
+    :func:`~lhcchain.physics.drell_yan.drell_yan_me2_flavours` (the closed form; the helicity-amplitude
+    :func:`~lhcchain.physics.drell_yan.drell_yan_me2` is its test oracle). ``zprime``: True for the default
     :class:`ZPrimeParameters` (M = 400 GeV, Gamma = 0.5 GeV), a :class:`ZPrimeParameters`, or
     False/None for the Standard Model. Lepton cuts (both leptons): ``lepton_pt_min`` (GeV) and
     ``lepton_eta_max``; None disables a cut. ``alpha_em``: ``'running'`` (Pythia's default
@@ -227,11 +228,11 @@ class DrellYan(Process):
     def group_matrix_elements(self, momenta: Tensor) -> Tensor:
         alpha = self._alpha(momenta)
         flavours = [g.representative.initial[0] for g in self.groups]
-        return torch.stack([drell_yan_me2(momenta, f, self.ew, self.zprime, alpha_em=alpha) for f in flavours], -1)
+        return drell_yan_me2_flavours(momenta, flavours, self.ew, self.zprime, alpha_em=alpha)
 
     def subprocess_matrix_element(self, momenta: Tensor, index: int) -> Tensor:
         flavour = self.subprocesses[index].initial[0]
-        return drell_yan_me2(momenta, flavour, self.ew, self.zprime, alpha_em=self._alpha(momenta))
+        return drell_yan_me2_flavours(momenta, [flavour], self.ew, self.zprime, alpha_em=self._alpha(momenta))[:, 0]
 
     def cuts(self, momenta: Tensor) -> Tensor:
         leptons = momenta[:, 2:4]

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from lhcchain.errors import InputError
-from lhcchain.physics.drell_yan import drell_yan_me2, drell_yan_me2_analytic
+from lhcchain.physics.drell_yan import drell_yan_me2, drell_yan_me2_analytic, drell_yan_me2_flavours
 from lhcchain.physics.electroweak import ElectroweakParameters, ZPrimeParameters, alpha_em_pythia
 from lhcchain.physics.helicity import (
     chiral_currents,
@@ -158,6 +158,30 @@ def test_helicity_amplitudes_match_analytic(running_width):
         assert torch.allclose(heli, ana, rtol=1e-10, atol=0.0), flavour
 
 
+def test_flavour_batch_matches_helicity_amplitudes():
+    """The process's path (all flavours at once, t <-> u for qbar q) against the helicity oracle,
+    with a per-event alpha_em."""
+    p = random_dy(300, seed=13)
+    alpha = alpha_em_pythia(msq(p[:, 0] + p[:, 1]))
+    for zprime in (None, ZPrimeParameters()):
+        batch = drell_yan_me2_flavours(p, FLAVOURS, EW, zprime, alpha_em=alpha)
+        assert batch.shape == (300, len(FLAVOURS))
+        for k, flavour in enumerate(FLAVOURS):
+            heli = drell_yan_me2(p, flavour, EW, zprime, alpha_em=alpha)
+            assert torch.allclose(batch[:, k], heli, rtol=1e-10, atol=0.0), flavour
+
+
+def test_meta_device():
+    """Nothing is created on the CPU behind the caller's back (the meta device fails on any mix)."""
+    p = torch.zeros(8, 4, 4, device="meta")
+    alpha = torch.full((8,), 0.0078, device="meta")
+    for zprime in (None, ZPrimeParameters()):
+        out = drell_yan_me2_analytic(p, -2, zprime=zprime, alpha_em=alpha)
+        assert out.device.type == "meta" and out.shape == (8,)
+        out = drell_yan_me2_flavours(p, [1, -2], zprime=zprime, alpha_em=alpha)
+        assert out.device.type == "meta" and out.shape == (8, 2)
+
+
 def pythia_gmz_me2(m: np.ndarray, cos: np.ndarray, id_q: int) -> np.ndarray:
     """|M|^2 for q qbar -> gamma*/Z -> mu- mu+ from Pythia's Sigma2ffbar2ffbarsgmZ expression."""
     s2, s2bar = EW.sin2_theta_w, EW.sin2_theta_w_eff
@@ -290,7 +314,34 @@ def test_zprime_sm_like_scaling():
     p = random_dy(50, seed=5)
     pure_z = drell_yan_me2(p, 2, photon=False)
     assert torch.allclose(drell_yan_me2(p, 2, zprime=zp, photon=False, z=False), pure_z, rtol=1e-12)
-    assert ZPrimeParameters() == ZPrimeParameters.sm_like()
+
+
+def test_zprime_default_couplings_and_width():
+    """The default Z' against numbers computed here: 0.2 x the SM Z vector and axial couplings
+    ``v = (g/cos)(T3/2 - Q s2eff)``, ``a = (g/cos) T3/2`` at alpha_em(M_Z), and the tree-level
+    partial widths ``N_c M beta/(12 pi) [v^2 (1 + 2 m^2/M^2) + a^2 (1 - 4 m^2/M^2)]`` to the SM
+    fermions (top with m = 172.5 GeV, neutrinos with v = a) summing to ~0.44 GeV at M = 400 GeV."""
+    zp = ZPrimeParameters()
+    e = math.sqrt(4 * math.pi * 0.00781751)
+    gz = e / math.sqrt(0.2312 * (1 - 0.2312))
+
+    def couplings(q: float, t3: float) -> tuple[float, float]:
+        return 0.2 * gz * (t3 / 2 - q * 0.2315), 0.2 * gz * t3 / 2
+
+    expected = {"u": couplings(2 / 3, 0.5), "d": couplings(-1 / 3, -0.5), "l": couplings(-1.0, -0.5)}
+    for name, (v, a) in expected.items():
+        assert getattr(zp, f"v_{name}") == pytest.approx(v, rel=1e-12)
+        assert getattr(zp, f"a_{name}") == pytest.approx(a, rel=1e-12)
+    assert (zp.mass, zp.width) == (400.0, 0.5)
+
+    def width(v: float, a: float, colours: int, mass: float = 0.0) -> float:
+        r = 4 * mass**2 / zp.mass**2
+        return colours * zp.mass * math.sqrt(1 - r) / (12 * math.pi) * (v**2 * (1 + r / 2) + a**2 * (1 - r))
+
+    up, down, lepton, neutrino = expected["u"], expected["d"], expected["l"], couplings(0.0, 0.5)
+    total = 2 * width(*up, 3) + width(*up, 3, 172.5) + 3 * width(*down, 3) + 3 * width(*lepton, 1)
+    total += 3 * width(*neutrino, 1)
+    assert total == pytest.approx(0.44, abs=0.005)
 
 
 def test_lorentz_invariance():
