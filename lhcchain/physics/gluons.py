@@ -51,6 +51,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .kinematics import minkowski_dot, minkowski_square
 from .spinors import angle, polarisation_vectors, spinors
 
 N_COLOURS = 3
@@ -241,7 +242,7 @@ def _ordered_amplitudes(k: Tensor, reference: Tensor, plan: _Plan) -> Tensor:
             view = acc.view(runs, 2 ** (a - 1), 2**b, 2 ** (length - a - b), 4, batch)
             j2, j3 = gather(b, rows2, full=True)[0], gather(length - a - b, rows3, full=True)[0]
             _add_vertex4(view, gather(a, rows1)[0], j2, j3)
-        acc *= (1 / (p[:, 0] ** 2 - (p[:, 1:] ** 2).sum(1)))[:, None, None]
+        acc *= (1 / minkowski_square(p.movedim(1, -1)))[:, None, None]
         currents[length] = acc
         momenta[length] = p.to(cdtype) * twist
         gathered.clear()
@@ -434,8 +435,7 @@ def _bcj_colour_matrix(k: Tensor) -> Tensor:
     """
     n = k.shape[1]
     moving, left = _bcj_relations(n)
-    metric = torch.tensor([1.0, -1.0, -1.0, -1.0], dtype=k.dtype, device=k.device)
-    dots = torch.einsum("bim,bjm->bij", k * metric, k)
+    dots = minkowski_dot(k[:, :, None, :], k[:, None, :, :])
     left_t = torch.as_tensor(left, dtype=k.dtype, device=k.device)
     relations = torch.einsum("rcl,brl->brc", left_t, dots[:, torch.as_tensor(moving, device=k.device)])
     nb = math.factorial(n - 3)

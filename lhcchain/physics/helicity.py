@@ -24,17 +24,7 @@ import functools
 
 import torch
 
-
-def complex_dtype(dtype: torch.dtype) -> torch.dtype:
-    """complex128 for float64, complex64 for float32 (a complex dtype is returned unchanged)."""
-    if dtype.is_complex:
-        return dtype
-    return torch.complex128 if dtype == torch.float64 else torch.complex64
-
-
-def minkowski_dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``a.b = a0 b0 - a_vec.b_vec`` over the last axis (no complex conjugation)."""
-    return a[..., 0] * b[..., 0] - (a[..., 1:] * b[..., 1:]).sum(-1)
+from .kinematics import complex_dtype, minkowski_dot  # noqa: F401 (re-exported)
 
 
 def lower_index(v: torch.Tensor) -> torch.Tensor:

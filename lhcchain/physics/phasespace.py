@@ -40,6 +40,7 @@ import torch
 from torch import Tensor
 
 from ..errors import InputError
+from .kinematics import minkowski_dot
 
 __all__ = [
     "PhaseSpacePoint",
@@ -88,6 +89,8 @@ class HadronicPoint(NamedTuple):
     """``(batch,)``: momentum fraction of the parton from beam 1 (+z)."""
     x2: Tensor
     """``(batch,)``: momentum fraction of the parton from beam 2 (-z)."""
+    partonic: Tensor
+    """``(batch, 2 + n_out, 4)``: the same momenta in the partonic centre-of-mass frame (before the boost)."""
 
 
 # ----------------------------------------------------------------------------- kinematics helpers
@@ -100,11 +103,6 @@ def _tiny(x: Tensor) -> float:
 def _like(value: float | Tensor, ref: Tensor) -> Tensor:
     """``value`` as a tensor with the dtype, device and shape of ``ref``."""
     return torch.as_tensor(value, dtype=ref.dtype, device=ref.device).expand_as(ref)
-
-
-def _dot(p: Tensor, q: Tensor) -> Tensor:
-    """Minkowski product (+,-,-,-) over the last axis."""
-    return p[..., 0] * q[..., 0] - (p[..., 1:] * q[..., 1:]).sum(-1)
 
 
 def _kallen(a: Tensor, b: Tensor, c: Tensor) -> Tensor:
@@ -308,7 +306,7 @@ def two_body_decay(
     value when known). Returns ``p1, p2`` (batch, 4) in q's frame and the weight for
     ``dPhi_2(q; p1, p2)``, i.e. ``lambda^(1/2)/(8 pi q^2)``, 0 below threshold.
     """
-    q_sq = _dot(q, q) if q_sq is None else q_sq
+    q_sq = minkowski_dot(q, q) if q_sq is None else q_sq
     m, pstar, e1, e2, valid = _rest_frame(q_sq, _like(m1_sq, q_sq), _like(m2_sq, q_sq))
     p1, p2 = _split(q, m, pstar, e1, e2, 2.0 * r_cos - 1.0, 2.0 * math.pi * r_phi)
     weight = torch.where(valid, pstar / (4.0 * math.pi * m), torch.zeros_like(m))
@@ -332,14 +330,14 @@ def t_channel_split(
     using ``dPhi_2 = dt dphi / (32 pi^2 sqrt(q^2) |k*|)``. Returns ``p1, p2`` (batch, 4) and the
     weight for ``dPhi_2(q; p1, p2)`` (0 below threshold or where the cut empties the t range).
     """
-    q_sq = _dot(q, q) if q_sq is None else q_sq
+    q_sq = minkowski_dot(q, q) if q_sq is None else q_sq
     m1_sq, m2_sq = _like(m1_sq, q_sq), _like(m2_sq, q_sq)
     m, pstar, e1, e2, valid = _rest_frame(q_sq, m1_sq, m2_sq)
-    ek = _dot(q, k) / m
-    k_abs = torch.sqrt(torch.clamp(ek * ek - _dot(k, k), min=0.0))
+    ek = minkowski_dot(q, k) / m
+    k_abs = torch.sqrt(torch.clamp(ek * ek - minkowski_dot(k, k), min=0.0))
     k_vec = k[..., 1:] - q[..., 1:] * ((k[..., 0] + ek) / (q[..., 0] + m)).unsqueeze(-1)
     axis = k_vec / torch.clamp(torch.linalg.vector_norm(k_vec, dim=-1, keepdim=True), min=_tiny(k_vec))
-    t0 = _dot(k, k) + m1_sq - 2.0 * ek * e1
+    t0 = minkowski_dot(k, k) + m1_sq - 2.0 * ek * e1
     half = 2.0 * k_abs * pstar
     t, jac = propagator.sample(r_t, t0 - half, t0 + half)
     valid = valid & (half > 0)
@@ -624,12 +622,13 @@ class HadronicMapping(PhaseSpaceMapping):
         self.n_random = luminosity.n_random + partonic.n_random
 
     def map(self, r: Tensor) -> HadronicPoint:
-        """``r`` (batch, n_random) -> :class:`HadronicPoint` (momenta, weight, x1, x2)."""
+        """``r`` (batch, n_random) -> :class:`HadronicPoint` (momenta, weight, x1, x2, partonic)."""
         self._check(r)
         lum = self.luminosity
         x1, x2, w_lum = lum.map(r[:, : lum.n_random])
         momenta, w_part = self.partonic.map(r[:, lum.n_random :], torch.sqrt(x1 * x2 * lum.s))
-        return HadronicPoint(boost_to_lab(momenta, x1, x2, lum.e_beam1, lum.e_beam2), w_lum * w_part, x1, x2)
+        lab = boost_to_lab(momenta, x1, x2, lum.e_beam1, lum.e_beam2)
+        return HadronicPoint(lab, w_lum * w_part, x1, x2, momenta)
 
 
 # ----------------------------------------------------------------------------- channels

@@ -54,8 +54,17 @@ import torch
 from torch import Tensor
 
 from ..errors import InputError
+from .kinematics import (  # re-exported: part of this module's public names
+    azimuth,
+    delta_phi,
+    minkowski_square,
+    pair_mass,
+    pseudorapidity,
+    rapidity,
+    transverse_momentum,
+)
 from .pdf import PARTONS, GridPDF
-from .phasespace import Channel, HadronicMapping, boost_to_lab, channel_weights, shared_n_random
+from .phasespace import Channel, HadronicMapping, channel_weights, shared_n_random
 
 __all__ = [
     "GEV2_TO_PB",
@@ -81,46 +90,6 @@ _N_PARTONS = len(PARTONS)
 
 
 # ----------------------------------------------------------------------------- kinematics
-
-
-def minkowski_square(p: Tensor) -> Tensor:
-    """``p.p`` (+,-,-,-) over the last axis, GeV^2."""
-    return p[..., 0] ** 2 - (p[..., 1:] ** 2).sum(-1)
-
-
-def transverse_momentum(p: Tensor) -> Tensor:
-    """``sqrt(px^2 + py^2)`` (GeV)."""
-    return torch.sqrt(p[..., 1] ** 2 + p[..., 2] ** 2)
-
-
-def pseudorapidity(p: Tensor) -> Tensor:
-    """``asinh(pz / pT)``; +-inf along the beam (never NaN)."""
-    pt = transverse_momentum(p)
-    has_pt = pt > 0
-    eta = torch.asinh(p[..., 3] / torch.where(has_pt, pt, torch.ones_like(pt)))
-    return torch.where(has_pt, eta, torch.copysign(torch.full_like(pt, math.inf), p[..., 3]))
-
-
-def rapidity(p: Tensor) -> Tensor:
-    """``ln((E + pz) / (E - pz)) / 2``; +-inf along the beam (never NaN for E >= |pz|)."""
-    plus = torch.clamp(p[..., 0] + p[..., 3], min=0.0)
-    minus = torch.clamp(p[..., 0] - p[..., 3], min=0.0)
-    return 0.5 * (torch.log(plus) - torch.log(minus)).nan_to_num(nan=0.0)
-
-
-def azimuth(p: Tensor) -> Tensor:
-    """``atan2(py, px)`` in (-pi, pi]."""
-    return torch.atan2(p[..., 2], p[..., 1])
-
-
-def delta_phi(phi1: Tensor, phi2: Tensor) -> Tensor:
-    """``phi1 - phi2`` wrapped into [-pi, pi)."""
-    return torch.remainder(phi1 - phi2 + math.pi, 2.0 * math.pi) - math.pi
-
-
-def pair_mass(p1: Tensor, p2: Tensor) -> Tensor:
-    """Invariant mass of ``p1 + p2`` (GeV), 0 where the square is negative by round-off."""
-    return torch.sqrt(torch.clamp(minkowski_square(p1 + p2), min=0.0))
 
 
 def flavour_column(pid: int) -> int:
@@ -380,19 +349,15 @@ class Process(ABC):
         """Phase-space point of ``r`` (batch, n_random) in ``channel``: lab-frame and partonic
         centre-of-mass momenta, the phase-space weight and ``x1``, ``x2`` (None if partonic).
 
-        For a :class:`HadronicMapping` this is its ``map`` split in two steps, so that the partonic
-        momenta are kept before the boost to the lab. ``r`` is moved to the process's dtype and device.
+        ``r`` is moved to the process's dtype and device.
         """
         mapping = self.channels[self.channel_index(channel)].mapping
         r = r.to(dtype=self.dtype, device=self.device)
         if r.ndim != 2 or r.shape[1] != self.n_random:
             raise InputError(f"process {self.name!r}: r must have shape (batch, {self.n_random}), got {tuple(r.shape)}")
         if isinstance(mapping, HadronicMapping):
-            lum = mapping.luminosity
-            x1, x2, w_lum = lum.map(r[:, : lum.n_random])
-            partonic, w_part = mapping.partonic.map(r[:, lum.n_random :], torch.sqrt(x1 * x2 * lum.s))
-            lab = boost_to_lab(partonic, x1, x2, lum.e_beam1, lum.e_beam2)
-            return MappedPoint(lab, partonic, w_lum * w_part, x1, x2)
+            point = mapping.map(r)
+            return MappedPoint(point.momenta, point.partonic, point.weight, point.x1, point.x2)
         partonic, weight = mapping.map(r)
         return MappedPoint(partonic, partonic, weight, None, None)
 

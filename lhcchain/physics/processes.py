@@ -53,18 +53,8 @@ from .phasespace import (
     TPropagator,
     TwoBody,
 )
-from .process import (
-    Process,
-    Subprocess,
-    SubprocessGroup,
-    azimuth,
-    delta_phi,
-    minkowski_square,
-    pair_mass,
-    pseudorapidity,
-    rapidity,
-    transverse_momentum,
-)
+from .kinematics import azimuth, delta_phi, minkowski_square, pair_mass, pseudorapidity, rapidity, transverse_momentum
+from .process import Process, Subprocess, SubprocessGroup
 from .wbf import WBFCoefficients, wbf_final_states, wbf_me2_coefficients, wbf_topologies
 
 __all__ = [

@@ -30,10 +30,7 @@ import math
 import torch
 from torch import Tensor
 
-
-def minkowski_dot(a: Tensor, b: Tensor) -> Tensor:
-    """Minkowski product ``a.b = a0 b0 - a1 b1 - a2 b2 - a3 b3`` over the last axis (no conjugation)."""
-    return a[..., 0] * b[..., 0] - (a[..., 1:] * b[..., 1:]).sum(-1)
+from .kinematics import minkowski_dot  # noqa: F401 (re-exported)
 
 
 def spinors(k: Tensor) -> tuple[Tensor, Tensor]:

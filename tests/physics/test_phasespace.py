@@ -103,7 +103,7 @@ def test_hadronic_conservation_and_lab_frame(beams: tuple[float, float]) -> None
     partonic = TChannel2to3((0.0, 0.0, MH), TPropagator(MW), TPropagator(MW))
     mapping = HadronicMapping(partonic, lum)
     assert mapping.n_random == 7 and mapping.n_out == 3
-    momenta, weight, x1, x2 = mapping.map(uniform(2000, 7, seed=3))
+    momenta, weight, x1, x2, _ = mapping.map(uniform(2000, 7, seed=3))
     assert torch.isfinite(momenta).all() and torch.isfinite(weight).all() and (weight >= 0).all()
     assert ((x1 > 0) & (x1 <= 1) & (x2 > 0) & (x2 <= 1)).all()
     assert (x1 * x2 * lum.s >= 300.0**2 * (1 - 1e-12)).all()
@@ -366,10 +366,10 @@ def test_luminosity_integrals(mapping, g: str) -> None:
 def test_hadronic_volume() -> None:
     """int dx1 dx2 Phi_n(x1 x2 s) = int dtau (-ln tau) Phi_n(tau s), for n = 2 and n = 3 (massless)."""
     lum = LuminosityMapping(E_BEAM, E_BEAM, TAU0 * S_HAD)
-    _, weight, _, _ = HadronicMapping(Rambo(2), lum).map(uniform(N, 4, seed=15))
+    _, weight, _, _, _ = HadronicMapping(Rambo(2), lum).map(uniform(N, 4, seed=15))
     assert_pull(weight, lum_exact("one", TAU0, 1.0) / (8 * math.pi))
     mapping = HadronicMapping(ThreeBody((0.0, 0.0, 0.0), (1, 2), PowerLaw(0.5)), lum)
-    _, weight, _, _ = mapping.map(uniform(N, 7, seed=16))
+    _, weight, _, _, _ = mapping.map(uniform(N, 7, seed=16))
     tau_integral = 0.25 - (TAU0**2 / 4 - TAU0**2 * math.log(TAU0) / 2)
     assert_pull(weight, tau_integral * S_HAD / (256 * math.pi**3))
 
@@ -398,8 +398,8 @@ def test_float32_hadronic_matches_float64() -> None:
     partonic = TChannel2to3((0.0, 0.0, MH), TPropagator(MW), TPropagator(MW))
     mapping = HadronicMapping(partonic, LuminosityMapping(6500, 6500, 300.0**2))
     r = 1e-3 + (1 - 2e-3) * uniform(2000, 7, seed=18)
-    p64, w64, x1_64, _ = mapping.map(r)
-    p32, w32, x1_32, _ = mapping.map(r.float())
+    p64, w64, x1_64, _, _ = mapping.map(r)
+    p32, w32, x1_32, _, _ = mapping.map(r.float())
     torch.testing.assert_close(x1_32.double(), x1_64, rtol=1e-5, atol=0)
     assert_close_per_event(p32, p64)
     torch.testing.assert_close(w32.double(), w64, rtol=1e-3, atol=0)
@@ -420,7 +420,7 @@ def test_forbidden_points_get_zero_weight() -> None:
     # hadronic: events below the partonic threshold get weight 0, the others not
     lum = LuminosityMapping(E_BEAM, E_BEAM, 100.0**2, mapping=FlatInvariant())
     hadronic = HadronicMapping(TwoBody((300.0, 300.0)), lum)
-    _, weight, x1, x2 = hadronic.map(uniform(2000, 4, seed=20))
+    _, weight, x1, x2, _ = hadronic.map(uniform(2000, 4, seed=20))
     above = x1 * x2 * S_HAD > 600.0**2
     assert torch.isfinite(weight).all() and (weight[~above] == 0).all() and (weight[above] > 0).all()
 
@@ -441,7 +441,7 @@ def test_hypercube_corners_are_finite(dtype: torch.dtype) -> None:
     for mapping in mappings:
         dim = mapping.n_random
         corners = ((torch.arange(2**dim).unsqueeze(-1) >> torch.arange(dim)) & 1).to(dtype)
-        momenta, weight, _, _ = mapping.map(corners)
+        momenta, weight, _, _, _ = mapping.map(corners)
         assert torch.isfinite(momenta).all() and torch.isfinite(weight).all() and (weight >= 0).all()
 
 
