@@ -51,6 +51,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..errors import InputError
 from .kinematics import minkowski_dot, minkowski_square
 from .spinors import angle, polarisation_vectors, spinors
 
@@ -138,9 +139,9 @@ def _check_orderings(orderings: Sequence[Sequence[int]], n: int) -> tuple[Run, .
     result = tuple(tuple(int(leg) for leg in o) for o in orderings)
     for o in result:
         if sorted(o) != list(range(n)):
-            raise ValueError(f"colour ordering {o} is not a permutation of the {n} legs 0..{n - 1}")
+            raise InputError(f"colour ordering {o} is not a permutation of the {n} legs 0..{n - 1}")
     if not result:
-        raise ValueError("at least one colour ordering is needed")
+        raise InputError("at least one colour ordering is needed")
     return result
 
 
@@ -211,8 +212,8 @@ def _ordered_amplitudes(k: Tensor, reference: Tensor, plan: _Plan) -> Tensor:
     """
     eps_plus, _ = polarisation_vectors(k, reference)
     cdtype, device, batch, n = eps_plus.dtype, k.device, k.shape[0], plan.n
-    twist = torch.tensor([1, 1j, 1j, 1j], dtype=cdtype, device=device)[:, None]
-    eta = torch.tensor([1.0, -1.0, -1.0, -1.0], dtype=k.dtype, device=device)[:, None]  # twist^2
+    twist = _on_device(_TWIST, cdtype, device)[:, None]
+    eta = _on_device(_ETA, k.dtype, device)[:, None]  # twist^2
     legs = k.permute(1, 2, 0)  # (n, 4, B)
     # currents[L]: (runs, 2^(L-1), 4, B), first leg '+'; momenta[L]: twisted (runs, 4, B). Batch is contiguous.
     currents = {1: (eps_plus.permute(1, 2, 0)[:, None] * twist).contiguous()}
@@ -223,7 +224,7 @@ def _ordered_amplitudes(k: Tensor, reference: Tensor, plan: _Plan) -> Tensor:
         """Currents and momenta of the given rows of a level; ``full``: all 2^L helicities."""
         key = (length, rows.tobytes(), full)
         if key not in gathered:
-            idx = torch.as_tensor(rows, device=device)
+            idx = _on_device(rows, torch.long, device)
             current = currents[length].index_select(0, idx)
             if full:  # J(-, h) = twist^2 J(+, -h)^*, and -h is the reversed index
                 current = torch.cat([current, eta * current.flip(1).conj()], 1)
@@ -231,7 +232,7 @@ def _ordered_amplitudes(k: Tensor, reference: Tensor, plan: _Plan) -> Tensor:
         return gathered[key]
 
     for length, level in sorted(plan.levels.items()):
-        inc = torch.as_tensor(level.incidence, dtype=k.dtype, device=device)
+        inc = _on_device(level.incidence, k.dtype, device)
         runs = len(level.runs)
         p = (inc @ legs.reshape(n, -1)).reshape(runs, 4, batch)
         acc = torch.zeros((runs, 2 ** (length - 1), 4, batch), dtype=cdtype, device=device)
@@ -247,7 +248,7 @@ def _ordered_amplitudes(k: Tensor, reference: Tensor, plan: _Plan) -> Tensor:
         momenta[length] = p.to(cdtype) * twist
         gathered.clear()
 
-    e = eps_plus.index_select(1, torch.as_tensor(plan.ends, device=device)).permute(1, 2, 0) * twist
+    e = eps_plus.index_select(1, _on_device(plan.ends, torch.long, device)).permute(1, 2, 0) * twist
     top, runs = plan.top, len(plan.top.runs)
     acc = torch.zeros((runs, 2 ** (n - 1), batch), dtype=cdtype, device=device)
     for a, rows1, rows2 in top.splits3:
@@ -275,12 +276,31 @@ def _canonical(amplitudes: Tensor, ordering: Run, with_parity: bool) -> Tensor:
     return a.permute([ordering.index(leg) for leg in rest] + [n - 1]).flatten(0, n - 2)
 
 
+_TWIST = np.array([1, 1j, 1j, 1j])
+_ETA = np.array([1.0, -1.0, -1.0, -1.0])
+_DEVICE_ARRAYS: dict[tuple, tuple[np.ndarray, Tensor]] = {}
+
+
+def _on_device(array: np.ndarray, dtype: torch.dtype, device: torch.device | str) -> Tensor:
+    """``array`` as a tensor of ``dtype`` on ``device``, cached (the constant tables of the plans and
+    colour matrices are copied once per dtype and device, not on every call). Do not modify it."""
+    device = torch.device(device)
+    key = (id(array), dtype, device)
+    hit = _DEVICE_ARRAYS.get(key)
+    if hit is None or hit[0] is not array:
+        if len(_DEVICE_ARRAYS) > 4096:
+            _DEVICE_ARRAYS.clear()
+        hit = (array, torch.as_tensor(array).to(dtype=dtype, device=device))
+        _DEVICE_ARRAYS[key] = hit  # holding the array keeps its id from being reused
+    return hit[1]
+
+
 def _check_momenta(momenta: Tensor) -> None:
-    """Raise ``ValueError`` unless ``momenta`` is a float tensor of shape (batch, n >= 4, 4)."""
+    """Raise :class:`~lhcchain.errors.InputError` unless ``momenta`` is a float tensor of shape (batch, n >= 4, 4)."""
     if momenta.ndim != 3 or momenta.shape[-1] != 4 or momenta.shape[1] < 4:
-        raise ValueError(f"momenta must have shape (batch, n >= 4, 4), got {tuple(momenta.shape)}")
+        raise InputError(f"momenta must have shape (batch, n >= 4, 4), got {tuple(momenta.shape)}")
     if momenta.dtype not in (torch.float32, torch.float64):
-        raise ValueError(f"momenta must be float32 or float64, got {momenta.dtype}")
+        raise InputError(f"momenta must be float32 or float64, got {momenta.dtype}")
 
 
 def _chunks(batch: int, plan: _Plan, device: torch.device) -> list[slice]:
@@ -309,9 +329,10 @@ def default_reference(k: Tensor) -> Tensor:
     return torch.stack([torch.ones_like(sign), x, y, zero], -1)
 
 
-def helicity_configurations(n: int) -> Tensor:
-    """All 2^n helicity configurations as an int64 tensor (2^n, n) of +-1, in the index order of the amplitudes."""
-    bits = torch.tensor(list(itertools.product((0, 1), repeat=n)))
+def helicity_configurations(n: int, device: torch.device | str | None = None) -> Tensor:
+    """All 2^n helicity configurations as an int64 tensor (2^n, n) of +-1 on ``device`` (default the
+    CPU), in the index order of the amplitudes."""
+    bits = torch.tensor(list(itertools.product((0, 1), repeat=n)), device=device)
     return 1 - 2 * bits
 
 
@@ -387,7 +408,7 @@ def ddm_colour_matrix(n: int) -> np.ndarray:
     Built from the explicit 8^n colour tensor: n <= 6 only (7 would need gigabytes).
     """
     if not 4 <= n <= 6:
-        raise ValueError(f"the DDM colour matrix is implemented for 4 <= n <= 6 gluons, got n = {n}")
+        raise InputError(f"the DDM colour matrix is implemented for 4 <= n <= 6 gluons, got n = {n}")
     f_real = _SQRT2 * np.transpose(_structure_constants(), (1, 0, 2))  # (F^a)_bc / i
     chain = f_real  # (a_1, ..., a_m, b, c) = (F^a1 ... F^am)_bc / i^m; the phase i^m cancels in C
     for _ in range(n - 3):
@@ -436,13 +457,13 @@ def _bcj_colour_matrix(k: Tensor) -> Tensor:
     n = k.shape[1]
     moving, left = _bcj_relations(n)
     dots = minkowski_dot(k[:, :, None, :], k[:, None, :, :])
-    left_t = torch.as_tensor(left, dtype=k.dtype, device=k.device)
-    relations = torch.einsum("rcl,brl->brc", left_t, dots[:, torch.as_tensor(moving, device=k.device)])
+    left_t = _on_device(left, k.dtype, k.device)
+    relations = torch.einsum("rcl,brl->brc", left_t, dots[:, _on_device(moving, torch.long, k.device)])
     nb = math.factorial(n - 3)
     k_other = torch.linalg.solve(relations[:, :, nb:], -relations[:, :, :nb])
     eye = torch.eye(nb, dtype=k.dtype, device=k.device).expand(k.shape[0], nb, nb)
     kmat = torch.cat([eye, k_other], 1)
-    colour = torch.as_tensor(ddm_colour_matrix(n), dtype=k.dtype, device=k.device)
+    colour = _on_device(ddm_colour_matrix(n), k.dtype, k.device)
     return torch.einsum("bpi,pq,bqj->bij", kmat, colour, kmat)
 
 
@@ -468,12 +489,12 @@ def gluon_matrix_element(momenta: Tensor, alpha_s: float | Tensor, colour: str =
     use_bcj = colour == "full" and momenta.dtype == torch.float64
     if colour == "full":
         if n > 6:
-            raise ValueError(f"colour='full' is implemented for n <= 6 gluons, got n = {n}; use colour='leading'")
+            raise InputError(f"colour='full' is implemented for n <= 6 gluons, got n = {n}; use colour='leading'")
         orderings = ddm_orderings(n)[: math.factorial(n - 3)] if use_bcj else ddm_orderings(n)
     elif colour == "leading":
         orderings = _leading_orderings(n)
     else:
-        raise ValueError(f"colour must be 'full' or 'leading', got {colour!r}")
+        raise InputError(f"colour must be 'full' or 'leading', got {colour!r}")
     plan = _plan(n, orderings)
     k = torch.cat([-momenta[:, :2], momenta[:, 2:]], 1)
     reference = default_reference(k)
@@ -487,7 +508,7 @@ def gluon_matrix_element(momenta: Tensor, alpha_s: float | Tensor, colour: str =
                 gram = (amps.conj()[:, None] * amps[None]).sum(2).real
                 sums.append(2.0 * (_bcj_colour_matrix(k[chunk]).permute(1, 2, 0) * gram).sum((0, 1)))
             else:
-                colour_matrix = torch.as_tensor(ddm_colour_matrix(n), device=k.device).to(amps.dtype)
+                colour_matrix = _on_device(ddm_colour_matrix(n), amps.dtype, k.device)
                 mixed = torch.einsum("pq,qhb->phb", colour_matrix, amps)
                 sums.append(2.0 * (mixed * amps.conj()).real.sum((0, 1)))
         else:

@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 import torch
 
+from lhcchain.errors import InputError
+
 from lhcchain.physics.gluons import (
     ddm_colour_matrix,
     ddm_orderings,
@@ -251,11 +253,21 @@ def test_alpha_s_tensor_and_bad_input() -> None:
     p = events(10, 5, seed=100)
     alpha = torch.full((10,), ALPHA_S, dtype=torch.float64)
     assert rel(gluon_matrix_element(p, alpha), gluon_matrix_element(p, ALPHA_S)) < 1e-14
-    with pytest.raises(ValueError, match="shape"):
+    with pytest.raises(InputError, match="shape"):
         gluon_matrix_element(p[:, :, :3], ALPHA_S)
-    with pytest.raises(ValueError, match="colour"):
+    with pytest.raises(InputError, match="colour"):
         gluon_matrix_element(p, ALPHA_S, colour="exact")
-    with pytest.raises(ValueError, match="n <= 6"):
+    with pytest.raises(InputError, match="n <= 6"):
         gluon_matrix_element(events(2, 7, seed=101), ALPHA_S)
-    with pytest.raises(ValueError, match="permutation"):
+    with pytest.raises(InputError, match="permutation"):
         gluon_amplitudes(outgoing(p), [(0, 1, 2, 3, 3)])
+
+
+@pytest.mark.parametrize("colour", ["full", "leading"])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_meta_device(colour: str, dtype: torch.dtype) -> None:
+    """Nothing is created on the CPU behind the caller's back (the meta device fails on any mix)."""
+    p = torch.zeros(8, 5, 4, dtype=dtype, device="meta")
+    out = gluon_matrix_element(p, 0.118, colour=colour)
+    assert out.device.type == "meta" and out.shape == (8,) and out.dtype == dtype
+    assert helicity_configurations(5, device="meta").device.type == "meta"
