@@ -77,11 +77,6 @@ class ElectroweakParameters:
     running_width: bool = True
     ckm: tuple[tuple[float, float, float], ...] = PYTHIA_CKM
 
-    @classmethod
-    def pythia(cls) -> ElectroweakParameters:
-        """Parameters that match Pythia 8.317's defaults (the dataclass defaults, spelled out)."""
-        return cls()
-
     @property
     def cos2_theta_w(self) -> float:
         return 1.0 - self.sin2_theta_w
@@ -171,13 +166,16 @@ _PYTHIA_Q2STEP = (0.26e-6, 0.011, 0.25, 3.5, 90.0)
 _PYTHIA_BRUN = (0.1061, 0.2122, 0.460, 0.700, 0.725)
 
 
-def alpha_em_pythia(q2: torch.Tensor, alpha_mz: float = 0.00781751, alpha_0: float = 0.00729735) -> torch.Tensor:
+def alpha_em_pythia(q2: torch.Tensor, alpha_mz: float | None = None, alpha_0: float = 0.00729735) -> torch.Tensor:
     """Running ``alpha_em(Q^2)`` exactly as Pythia 8.3's ``AlphaEM`` with order 1 (``q2`` in GeV^2).
 
-    Piecewise one-loop running with effective thresholds, normalised to ``alpha_mz`` at
+    Piecewise one-loop running with effective thresholds, normalised to ``alpha_mz`` (default
+    ``ElectroweakParameters().alpha_em``, Pythia's ``StandardModel:alphaEMmZ``) at
     ``Q = 91.188`` GeV (Pythia's hard-coded normalisation mass) and to ``alpha_0`` at ``Q -> 0``.
     Hard processes evaluate it at their renormalisation scale (``sHat`` for ``ffbar2gmZ``).
     """
+    if alpha_mz is None:
+        alpha_mz = ElectroweakParameters.alpha_em
     b = list(_PYTHIA_BRUN)
     step = [0.0] * 5
     step[4] = alpha_mz / (1.0 + alpha_mz * b[4] * math.log(_PYTHIA_MZ**2 / _PYTHIA_Q2STEP[4]))

@@ -70,7 +70,9 @@ __all__ = [
 #: Default PDF set: NNPDF3.1 LO (alpha_s(M_Z) = 0.118), shipped with Pythia 8 in its pdfdata folder.
 DEFAULT_PDF = "NNPDF31_lo_as_0118"
 
-QUARKS = (-5, -4, -3, -2, -1, 1, 2, 3, 4, 5)
+#: PDG ids of the light quarks and antiquarks in the initial states (electroweak.QUARKS lists the
+#: quark flavours 1..5 only).
+QUARKS_AND_ANTIQUARKS = (-5, -4, -3, -2, -1, 1, 2, 3, 4, 5)
 
 AlphaEM = str | float
 
@@ -169,8 +171,8 @@ class DrellYan(Process):
 
         lepton = (13, -13)
         self.subprocesses = tuple(
-            Subprocess((q, -q), lepton) for q in QUARKS if q > 0
-        ) + tuple(Subprocess((-q, q), lepton) for q in QUARKS if q > 0)
+            Subprocess((q, -q), lepton) for q in QUARKS_AND_ANTIQUARKS if q > 0
+        ) + tuple(Subprocess((-q, q), lepton) for q in QUARKS_AND_ANTIQUARKS if q > 0)
         groups: dict[int, list[int]] = {}
         for k, sub in enumerate(self.subprocesses):
             # |M|^2 depends on the beam-1 flavour only through up/down type and quark/antiquark.
@@ -309,7 +311,7 @@ class WBFHiggs(Process):
         ew_ = self.ew
 
         subprocesses = []
-        for id1, id2 in itertools.product(QUARKS, QUARKS):
+        for id1, id2 in itertools.product(QUARKS_AND_ANTIQUARKS, QUARKS_AND_ANTIQUARKS):
             for id3, id4, sym in wbf_final_states(id1, id2, ew_, exchange):
                 subprocesses.append(Subprocess((id1, id2), (id3, id4, 25), sym))
         self.subprocesses = tuple(subprocesses)
@@ -381,19 +383,20 @@ class WBFHiggs(Process):
 
     # ------------------------------------------------------------------ scales
 
-    def _transverse_masses2(self, momenta: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def _scale_inputs(self, momenta: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``pT_j1^2``, ``pT_j2^2`` of the jets and ``mT_H^2 = M_H^2 + pT_H^2`` (GeV^2)."""
         pt3 = transverse_momentum(momenta[:, 2]) ** 2
         pt4 = transverse_momentum(momenta[:, 3]) ** 2
         mth = self.ew.mh**2 + transverse_momentum(momenta[:, 4]) ** 2
         return pt3, pt4, mth
 
     def factorisation_scales2(self, momenta: Tensor) -> Tensor:
-        pt3, pt4, _ = self._transverse_masses2(momenta)
+        pt3, pt4, _ = self._scale_inputs(momenta)
         return torch.stack([torch.sqrt((m**2 + pt3) * (m**2 + pt4)) for m in self.scale_masses], -1)
 
     def renormalisation_scales2(self, momenta: Tensor) -> Tensor:
         """``muR^2 = (mT_V3^2 mT_V4^2 mT_H^2)^(1/3)`` per scale column, shape ``(batch, n_scales)``."""
-        pt3, pt4, mth = self._transverse_masses2(momenta)
+        pt3, pt4, mth = self._scale_inputs(momenta)
         return torch.stack([((m**2 + pt3) * (m**2 + pt4) * mth) ** (1.0 / 3.0) for m in self.scale_masses], -1)
 
     # ------------------------------------------------------------------ matrix elements
@@ -437,7 +440,9 @@ class WBFHiggs(Process):
     def score(self, momenta: Tensor, x1: Tensor | None = None, x2: Tensor | None = None) -> Tensor:
         """Hadron-level score ``d log(dsigma/dPhi) / d f`` at ``f = 0``: ``sum B / sum A`` (TeV^2), shape ``(batch,)``.
 
-        (The cross-section term ``-d log(sigma)/df`` vanishes at the SM: B integrates to zero.)
+        (The cross-section term ``-d log(sigma)/df`` vanishes at the SM only if B integrates to
+        zero, i.e. for parity-even cuts such as the defaults: B is parity-odd. Cuts that are not
+        parity-even, e.g. on ``delta_phi_jj``, need that term.)
         """
         abc = self.coefficients(momenta, x1, x2)
         return abc[:, 1] / abc[:, 0]

@@ -21,7 +21,10 @@ PRD 48 (1993) 2182, ``O_WWt = Phi^+ What Wtildehat Phi = -(g^2/4)(Phi^+ Phi) W W
 ``W^3 = cos Z + sin A`` the Feynman rules (all momenta incoming, ``k1`` on the boson with index mu) are
 ``H V1^mu(k1) V2^nu(k2): -4 i v (f_WWt/Lambda^2) N eps^{mu nu rho sigma} k1_rho k2_sigma``
 with ``N = 1`` for ``W+ W-``, ``cos^2`` for ``ZZ``, ``sin cos`` for ``Z gamma``, ``sin^2`` for
-``gamma gamma``. All four are included: a neutral line couples to the operator through
+``gamma gamma``. The vacuum expectation value is taken as ``v = 2 M_W / g`` (with ``g = e / sin``,
+``sin^2 = ew.sin2_theta_w``) for every vertex, Z fusion included; since ``M_W != M_Z cos`` in this
+scheme (80.385 vs 79.95 GeV), ``B/A`` of Z fusion differs by ``M_Z cos / M_W = 0.9947`` from a
+scheme that takes ``v = 2 M_Z cos / g``. All four are included: a neutral line couples to the operator through
 ``cos J_Z + sin J_gamma`` (Z and photon propagators), so WBF gets ZZ, Z-gamma and gamma-gamma
 fusion at order f. The SM vertices are ``i g M_W g^{mu nu}`` and ``i g M_Z/cos g^{mu nu}``.
 
@@ -205,6 +208,9 @@ def wbf_me2_coefficients(
     alpha_em: float | torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(A, B, C)`` with ``|M|^2(f) = A + f B + f^2 C``, f in TeV^-2: each shape ``(batch,)``.
+
+    Units: ``A`` in GeV^-2 (``|M|^2`` of a 2 -> 3 process), ``B`` in GeV^-2 TeV^2 and ``C`` in
+    GeV^-2 TeV^4, so that ``f B`` and ``f^2 C`` are in GeV^-2.
 
     ``exchange``: ``'neutral'`` keeps Z/photon-exchange topologies only (Pythia ``t:ZZ``),
     ``'charged'`` W-exchange only (``t:WW``), ``'all'`` both with their interference.
@@ -414,9 +420,14 @@ def wbf_score(
     exchange: Exchange = "all",
     alpha_em: float | torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Score ``t = d log|M|^2 / df`` at ``f = 0``, i.e. ``B / A`` in TeV^2: shape ``(batch,)``."""
+    """Score ``t = d log|M|^2 / df`` at ``f = 0``, i.e. ``B / A`` in TeV^2: shape ``(batch,)``.
+
+    Where ``A = 0`` (flavours allowed only by the exchange that ``exchange`` leaves out, so that
+    ``A = B = 0``) the score is 0, not NaN: such a subprocess does not contribute.
+    """
     a, b, _ = wbf_me2_coefficients(momenta, flavours, ew, exchange=exchange, alpha_em=alpha_em)
-    return b / a
+    nonzero = a != 0
+    return torch.where(nonzero, b, torch.zeros_like(b)) / torch.where(nonzero, a, torch.ones_like(a))
 
 
 def wbf_final_states(

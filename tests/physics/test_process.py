@@ -8,11 +8,12 @@ import pytest
 import torch
 
 from lhcchain.errors import InputError
-from lhcchain.physics.electroweak import ElectroweakParameters
+from lhcchain.physics.electroweak import ElectroweakParameters, alpha_em_pythia
 from lhcchain.physics.process import GEV2_TO_PB, Process, pseudorapidity, transverse_momentum
 from lhcchain.physics.processes import WBFHiggs, get_process, process_names
+from lhcchain.physics.wbf import wbf_me2
 
-from .conftest import msq, random_rotation, rotate
+from .conftest import boost_z, msq, random_rotation, rotate
 
 EW = ElectroweakParameters()
 NAMES = ("drell_yan", "wbf_higgs", "gg_3g", "gg_4g")
@@ -107,20 +108,32 @@ def test_grouped_matrix_element_equals_the_sum_over_subprocesses(name, options):
     assert len(proc.groups) < len(proc.subprocesses) or len(proc.subprocesses) == 1
 
 
-def test_wbf_coefficients_and_score():
+def test_wbf_matrix_element_and_score_against_amplitudes():
+    """The grouped A, B, C of the process (one WBFCoefficients pass) against the per-subprocess
+    amplitudes |M_SM + f M_f|^2 of wbf_me2 (a different code path), weighted with the parton
+    luminosities: the matrix element at f, and the hadron-level score sum B / sum A as the central
+    difference d log M / df (exact for a quadratic in f, so the step is 1)."""
     wbf = get_process("wbf_higgs", f_wwt=0.8)
     _, weight, p = wbf.sample(300, channel=0, seed=2)
-    p = p[weight > 0][:50]
+    p = p[weight > 0][:12]
+    lum = wbf.parton_luminosities(p) * wbf.symmetry_factors
+    mu_r2 = wbf.renormalisation_scales2(p)
+    scale_of = {k: g.scale for g in wbf.groups for k in g.members}
+
+    def hadronic(f: float) -> torch.Tensor:
+        total = torch.zeros(p.shape[0], dtype=p.dtype)
+        for k, sub in enumerate(wbf.subprocesses):
+            alpha = alpha_em_pythia(mu_r2[:, scale_of[k]])
+            total += lum[:, k] * wbf_me2(p, (*sub.initial, *sub.final[:2]), f, wbf.ew, alpha_em=alpha)
+        return total
+
+    sm, up, down = hadronic(0.0), hadronic(1.0), hadronic(-1.0)
+    torch.testing.assert_close(wbf.matrix_element(p), hadronic(0.8), rtol=1e-10, atol=0.0)
+    torch.testing.assert_close(get_process("wbf_higgs").matrix_element(p), sm, rtol=1e-10, atol=0.0)
     abc = wbf.coefficients(p)
-    expected = abc[:, 0] + 0.8 * abc[:, 1] + 0.64 * abc[:, 2]
-    torch.testing.assert_close(wbf.matrix_element(p), expected, rtol=1e-12, atol=0)
-    torch.testing.assert_close(wbf.score(p), abc[:, 1] / abc[:, 0])
     assert (abc[:, 0] > 0).all() and (abc[:, 2] >= 0).all()
-    # f enters the matrix element linearly and quadratically: a finite difference gives the score.
-    eps = 1e-4
-    up, down = (get_process("wbf_higgs", f_wwt=f).matrix_element(p) for f in (eps, -eps))
-    sm = get_process("wbf_higgs").matrix_element(p)
-    torch.testing.assert_close((up - down) / (2 * eps * sm), wbf.score(p), rtol=1e-6, atol=1e-9)
+    score = wbf.score(p)
+    torch.testing.assert_close(score, (up - down) / (2.0 * sm), rtol=1e-8, atol=1e-10 * score.abs().max().item())
 
 
 def test_hadronic_interference_flips_under_the_mirror_and_sm_part_does_not():
@@ -189,6 +202,11 @@ def test_map_point_is_the_channel_mapping_split_at_the_boost(name, processes):
         torch.testing.assert_close(point.x2, ref.x2)
         zero = torch.zeros(300, 3, dtype=torch.float64)
         torch.testing.assert_close(point.partonic[:, :2].sum(1)[:, 1:], zero, rtol=0, atol=1e-9 * proc.sqrt_s)
+        # The lab momenta are the partonic ones boosted along z by y = ln(x1/x2)/2 (conftest's boost).
+        y = 0.5 * torch.log(point.x1 / point.x2)
+        good = point.weight > 0
+        boosted = boost_z(point.partonic[good], y[good][:, None])
+        torch.testing.assert_close(boosted, point.momenta[good], rtol=1e-9, atol=1e-9 * proc.sqrt_s)
     ok = proc.cuts(point.momenta) & (point.weight > 0)
     lab = proc.matrix_element(point.momenta[ok])
     cm = proc.matrix_element(point.partonic[ok], point.x1[ok], point.x2[ok])

@@ -389,6 +389,8 @@ def test_exchange_selection_and_per_event_alpha():
     a_w, _, _ = wbf_me2_coefficients(p, (2, 1, 2, 1), exchange="charged")
     assert not torch.allclose(a_all, a_z + a_w)  # the W-Z interference is kept in 'all'
     assert (wbf_me2_coefficients(p, (2, 4, 2, 4), exchange="charged")[0] == 0).all()
+    score = wbf_score(p, (2, 4, 2, 4), exchange="charged")  # A = B = 0: score 0, not NaN
+    assert (score == 0).all()
     alpha = torch.linspace(0.0075, 0.0080, 50, dtype=torch.float64)
     batch = wbf_me2_coefficients(p, (2, 1, 2, 1), alpha_em=alpha)
     for i in (0, 17, 49):
