@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 import yaml
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from lhcchain.config import build_process, process_spec
@@ -42,5 +43,5 @@ def test_unknown_process_key_names_it() -> None:
 
 def test_schema_rejects_unknown_process_name() -> None:
     bad = {**CONFIG, "processes": {"x": {"process": "ttbar"}}}
-    with pytest.raises(Exception, match="ttbar"):
+    with pytest.raises(WorkflowError, match="ttbar"):  # snakemake wraps jsonschema's ValidationError
         validate(bad, str(ROOT / "config" / "schema.yaml"))

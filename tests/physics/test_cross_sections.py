@@ -92,7 +92,10 @@ def test_wbf_matches_pythia(exchange, pythia_process, record_property):
     """SM W or Z fusion without cuts (Pythia applies none to these 2 -> 3 processes: pTHatMin = 0) vs
     ``HiggsSM:ff2Hff(t:WW)``/``(t:ZZ)`` with an on-shell Higgs, same PDF file and scales
     (factorScale3VV = 2, renormScale3VV = 3, running alpha_em). Pythia keeps one topology and uses
-    quark-quark kinematics for antiquark lines; the exact result is ~2% lower. Tolerance 5%."""
+    quark-quark kinematics for antiquark lines; the exact result is ~2% lower (measured ratios 0.979
+    for t:WW and 0.982 for t:ZZ, each +-~1.1% statistical). The band [0.95, 1.00] asserts that
+    deficit's sign and size: a ratio above 1 or below 0.95 would mean a change beyond the known
+    differences (see lhcchain.physics.wbf)."""
     wbf = get_process("wbf_higgs", exchange=exchange, jet_pt_min=None, jet_eta_max=None)
     ours = wbf.cross_section(40_000, seed=2)
     ref = pythia_sigma(
@@ -100,7 +103,7 @@ def test_wbf_matches_pythia(exchange, pythia_process, record_property):
     )
     ratio, err = report(record_property, f"wbf_higgs {exchange} vs Pythia {pythia_process}", ours, ref)
     assert err < 0.015
-    assert abs(ratio - 1) < 0.05
+    assert 0.95 <= ratio <= 1.00
 
 
 # ------------------------------------------------------------------ channels and quadrature

@@ -25,15 +25,6 @@ NNPDF31 = "NNPDF31_lo_as_0118"  # two Q subgrids (b threshold at 4.92 GeV), 11 p
 NNPDF23 = "NNPDF23_lo_as_0130_qed"  # one Q subgrid, 14 flavours (top and photon too)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """The tensors here are small: one intra-op thread keeps the run fast on a busy 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def pdf31() -> GridPDF:
     return load_pdf(NNPDF31)
