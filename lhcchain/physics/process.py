@@ -54,6 +54,7 @@ import torch
 from torch import Tensor
 
 from ..errors import InputError
+from . import kinematics
 from .kinematics import (  # re-exported: part of this module's public names
     azimuth,
     delta_phi,
@@ -72,14 +73,9 @@ __all__ = [
     "Subprocess",
     "SubprocessGroup",
     "Process",
-    "minkowski_square",
-    "transverse_momentum",
-    "pseudorapidity",
-    "rapidity",
-    "azimuth",
-    "delta_phi",
-    "pair_mass",
     "flavour_column",
+    # re-exported from .kinematics
+    *(name for name in kinematics.__all__ if name not in ("complex_dtype", "minkowski_dot")),
 ]
 
 #: 1 GeV^-2 in pb.
