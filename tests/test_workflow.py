@@ -59,12 +59,35 @@ def test_cluster_profile_dry_run(project: Path, profile: str) -> None:
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     jobs = scheduled(res.stdout + res.stderr)
     assert jobs["simulate"] == 5 and jobs["prepare"] == 6 and jobs["simulate_summary"] == 3
+    assert jobs["amplitude_data"] == jobs["train_amplitude"] == jobs["evaluate_amplitude"] == 1
+
+
+def external_amplitudes(project: Path) -> Path:
+    """An extra config with amplitudes 'computed elsewhere': exact gg -> gg |M|^2 at sqrt(s) = 500 GeV, as .npz."""
+    import numpy as np
+    import torch
+
+    from lhcchain.physics.gluons import gluon_matrix_element
+
+    torch.manual_seed(1)
+    theta = torch.rand(400, dtype=torch.float64) * 2.6 + 0.25
+    phi = torch.rand(400, dtype=torch.float64) * 2 * torch.pi
+    e = 250.0
+    k = torch.stack([torch.sin(theta) * torch.cos(phi), torch.sin(theta) * torch.sin(phi), torch.cos(theta)], -1) * e
+    zero = torch.zeros(400, dtype=torch.float64)
+    p = torch.stack([torch.stack([zero + e, zero, zero, zero + e], -1), torch.stack([zero + e, zero, zero, zero - e], -1),
+                     torch.cat([(zero + e)[:, None], k], -1), torch.cat([(zero + e)[:, None], -k], -1)], 1)
+    np.savez(project / "gg_2g_external.npz", momenta=p.numpy(), amplitudes=gluon_matrix_element(p, 0.118).numpy())
+    extra = project / "external.yaml"
+    extra.write_text(yaml.safe_dump({"amplitudes": {"external": {"gg_2g_ext": {"file": "gg_2g_external.npz", "identical": [2, 3]}}}}))
+    return extra
 
 
 @pytest.fixture(scope="module")
 def e2e(project: Path) -> Path:
-    """Run config/test.yaml end to end once; returns the project folder."""
-    res = snakemake(["--cores", "2", "--configfile", "config/test.yaml"], project)
+    """Run config/test.yaml (plus one external amplitude file) end to end once; returns the project folder."""
+    extra = external_amplitudes(project)
+    res = snakemake(["--cores", "2", "--configfile", "config/test.yaml", str(extra)], project)
     assert res.returncode == 0, res.stdout[-5000:] + res.stderr[-5000:]
     return project
 
@@ -84,6 +107,9 @@ def test_end_to_end_outputs(e2e: Path) -> None:
         rows = sum(len(pd.read_parquet(d / f"{s}.parquet")) for s in ("train", "val", "test"))
         assert rows == meta["counts"]["kept"] > 0
         assert not list(d.glob(".staging-*"))
+    for name in ("gg_3g", "gg_2g_ext"):
+        amp = json.loads((e2e / f"results/amplitudes/{name}/metrics.json").read_text())
+        assert amp["median_abs_delta"] > 0 and (e2e / f"results/amplitudes/{name}/pulls.png").stat().st_size > 0
     # The nominal sample's particle-level Z peak, from tiny statistics: a loose sanity bound here;
     # the 1 GeV statement is checked on the default config (see README).
     peak = json.loads((e2e / "results/data/nominal/metrics.json").read_text())["mll_peak"]["particle"]
@@ -92,7 +118,7 @@ def test_end_to_end_outputs(e2e: Path) -> None:
 
 def test_every_rule_stays_under_4_gb(e2e: Path) -> None:
     tables = list((e2e / "benchmarks").rglob("*.tsv"))
-    assert len(tables) == 14  # 5 simulate + 3 summaries + 6 prepare
+    assert len(tables) == 20  # 5 simulate + 3 summaries + 6 prepare + 2 x (amplitude data/import, train, evaluate)
     for t in tables:
         row = next(csv.DictReader(t.open(), delimiter="\t"))
         assert float(row["max_rss"]) < 4000, (t, row["max_rss"])
@@ -134,5 +160,5 @@ def test_detector_setting_reruns_simulate_and_dependents(e2e: Path) -> None:
 
 
 def test_unchanged_config_schedules_nothing(e2e: Path) -> None:
-    res = snakemake(["-n", "--configfile", "config/test.yaml"], e2e)
+    res = snakemake(["-n", "--configfile", "config/test.yaml", "external.yaml"], e2e)
     assert "Nothing to be done" in res.stdout + res.stderr
