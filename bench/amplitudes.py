@@ -32,8 +32,8 @@ from lhcchain.device import select_device
 from lhcchain.physics.processes import get_process
 
 SPLIT = {"train": 0.8, "val": 0.1, "test": 0.1}
-SETTINGS = {"features": "invariants", "network": "mlp", "hidden": 128, "layers": 4, "uncertainty": "heteroscedastic",
-            "batch_size": 1024, "lr": 2e-3, "epochs": 10_000, "patience": 10_000}
+SETTINGS = {"features": "invariants", "network": "mlp", "hidden": 64, "layers": 4, "uncertainty": "heteroscedastic",
+            "sort_legs": True, "batch_size": 512, "lr": 2e-3, "epochs": 10_000, "patience": 10_000}
 
 
 def main() -> None:

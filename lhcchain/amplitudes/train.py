@@ -1,7 +1,7 @@
 """Training of the amplitude surrogate: progress, early stopping, checkpoints, resume, boosting.
 
 Settings (``DEFAULTS`` fills what is missing): ``features``, ``network``, ``hidden``, ``layers``,
-``uncertainty``, ``ensemble_size``, ``kl_weight``, ``repulsion`` (see :mod:`.networks`); ``epochs``,
+``uncertainty``, ``ensemble_size``, ``sort_legs`` (canonical order of identical legs, :mod:`.features`), ``kl_weight``, ``repulsion`` (see :mod:`.networks`); ``epochs``,
 ``batch_size``, ``lr`` (peak AdamW learning rate), ``lr_min_factor`` (final lr / peak), ``warmup``
 (fraction of the run with a linear warm-up), ``weight_decay``, ``patience``, ``max_minutes``,
 ``boosting``, ``eval_samples`` (weight samples of a Bayesian net at evaluation).
@@ -53,8 +53,9 @@ log = logging.getLogger("lhcchain.amplitudes")
 FORMAT = "lhcchain-amplitude-surrogate/1"
 DEFAULTS: dict = {
     "features": "invariants",
+    "sort_legs": True,
     "network": "mlp",
-    "hidden": 128,
+    "hidden": 64,
     "layers": 4,
     "uncertainty": "heteroscedastic",
     "ensemble_size": 5,
@@ -62,8 +63,8 @@ DEFAULTS: dict = {
     "repulsion": 0.0,
     "prior_std": 1.0,
     "epochs": 1000,
-    "batch_size": 1024,
-    "lr": 1e-3,
+    "batch_size": 512,
+    "lr": 2e-3,
     "lr_min_factor": 1e-3,
     "warmup": 0.02,
     "weight_decay": 0.0,
@@ -196,7 +197,8 @@ def train(dataset, checkpoint, settings: Mapping, *, device: str = "auto", threa
     sqrt_s = float(attrs.get("sqrt_s", 0.0)) or None
     if settings["network"] == "deepsets" and settings["features"] != "invariants":
         raise InputError("amplitudes: the deepsets network needs features: invariants")
-    fmap = FeatureMap(settings["features"], n_legs, sqrt_s).fit(mom[tr], identical)
+    sort = identical if settings["sort_legs"] else None
+    fmap = FeatureMap(settings["features"], n_legs, sqrt_s, sort=sort).fit(mom[tr], identical)
     tmap = TargetMap().fit(amp[tr])
     x_all = fmap(mom).to(dev)
     y_all = tmap.forward(amp).to(torch.float32).to(dev)

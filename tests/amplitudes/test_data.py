@@ -140,3 +140,14 @@ def test_import_bad(tmp_path, small_dataset):
     with pytest.raises(InputError, match="does not exist"):
         import_dataset(tmp_path / "missing.npz", out, split=SPLIT, seed=1)
     assert not out.exists()
+
+
+def test_sorted_legs_make_inputs_permutation_invariant(small_dataset):
+    p = torch.from_numpy(read_dataset(small_dataset[0])["momenta"][:200])
+    for kind in ("invariants", "momenta"):
+        fmap = FeatureMap(kind, 5, None, sort=[2, 3, 4]).fit(p, [2, 3, 4])
+        ref = fmap(p, torch.float64)
+        for perm in ([0, 1, 3, 2, 4], [0, 1, 4, 2, 3]):
+            assert torch.equal(fmap(p[:, perm], torch.float64), ref)
+        plain = FeatureMap(kind, 5, None).fit(p, [2, 3, 4])
+        assert not torch.equal(plain(p[:, [0, 1, 3, 2, 4]], torch.float64), plain(p, torch.float64))

@@ -140,6 +140,9 @@ def test_load_surrogate(trained, small_dataset, gg3g):
     assert torch.isfinite(value).all() and torch.isfinite(sigma).all() and (value > 0).all() and (sigma > 0).all()
     exact = gg3g.subprocess_matrix_element(p, 0)
     assert (value / exact).log().abs().median() < 0.6  # roughly right after a few epochs (spread of ln|M|^2: 1.9)
+    # sort_legs (default): exactly symmetric in the outgoing gluons
+    v_perm, s_perm = sur(p[:, [0, 1, 4, 2, 3]])
+    assert torch.equal(v_perm, value) and torch.equal(s_perm, sigma)
     v32, _ = sur(p.float())
     assert v32.dtype == torch.float32
     with pytest.raises(InputError, match="shape"):
