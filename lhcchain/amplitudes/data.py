@@ -24,7 +24,7 @@ Sampling (:func:`make_dataset`):
 * ``importance``: unweighted events. Each point is drawn in a channel ``c`` chosen uniformly, gets
   the multi-channel weight ``w = C alpha_c(p) f_c(r)`` (``f_c``: :meth:`Process.integrand`, pb;
   ``alpha_c``: the prior channel weights; ``E[w] = sigma``) and is accepted with probability
-  ``min(1, w / w_max)``, ``w_max`` the 99.9% quantile of the positive weights of a pilot batch of
+  ``min(1, w / w_max)``, ``w_max`` the ``w_max_quantile`` (default 99%) quantile of the positive weights of a pilot batch of
   ``batch_size`` points (recorded as ``w_max``; the few points above it are kept with probability 1).
   Accepted points are distributed as the cross-section density ``|M|^2 dPhi`` (x PDFs).
 
@@ -145,7 +145,7 @@ def _weighted_batch(process, n: int, gen: torch.Generator) -> tuple[torch.Tensor
 
 
 def make_dataset(process, n_points: int, output, *, sampling: str = "flat", split: Mapping[str, float],
-                 seed: int, batch_size: int = 50_000, w_max_quantile: float = 0.999) -> dict:
+                 seed: int, batch_size: int = 50_000, w_max_quantile: float = 0.99) -> dict:
     """Sample ``n_points`` phase-space points of ``process`` passing its cuts, evaluate the exact
     amplitude and write the HDF5 file ``output`` (module doc). Returns a metrics dict."""
     if sampling not in SAMPLING:
