@@ -17,7 +17,7 @@ from typing import Any
 from .errors import InputError
 
 PACKAGE = Path(__file__).resolve().parent
-COMMON = ("__init__.py", "errors.py", "io.py", "plotting.py", "stats.py")
+COMMON = ("__init__.py", "_lazy.py", "device.py", "errors.py", "io.py", "plotting.py", "stats.py")
 
 
 def stage_sources(*packages: str) -> list[str]:
@@ -54,27 +54,6 @@ def process_spec(config: Mapping[str, Any], name: str) -> Mapping[str, Any]:
     if name not in config.get("processes", {}):
         raise InputError(f"config: no process {name!r} under 'processes'; defined: {sorted(config.get('processes', {}))}")
     return config["processes"][name]
-
-
-def build_process(spec: Mapping[str, Any], device: str = "auto", threads: int | None = None) -> Any:
-    """The physics-core :class:`~lhcchain.physics.process.Process` of a ``processes.<name>`` entry.
-
-    ``options.dtype`` is ``float32`` or ``float64`` (default); ``options.zprime`` is a bool or
-    ``{mass, width, scale}`` (scale: couplings relative to the SM Z). torch is imported here, not
-    when the workflow is parsed.
-    """
-    import torch
-
-    from .device import select_device
-    from .physics import get_process
-    from .physics.electroweak import ZPrimeParameters
-
-    options = dict(spec.get("options", {}))
-    options["dtype"] = getattr(torch, options.get("dtype", "float64"))
-    if isinstance(options.get("zprime"), Mapping):
-        options["zprime"] = ZPrimeParameters.sm_like(**options["zprime"])
-    options["device"] = select_device(device, threads)
-    return get_process(spec["process"], **options)
 
 
 def amplitude_settings(config: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """Snakemake adapter: exact |M|^2 on phase-space points of a configured process, to HDF5."""
 from lhcchain.amplitudes.data import make_dataset
-from lhcchain.config import build_process
+from lhcchain.physics.processes import build_process
 from lhcchain.io import derive_seed, stage_errors, write_json
 
 sm = snakemake  # noqa: F821 - injected by Snakemake

@@ -1,6 +1,6 @@
 """Snakemake adapter: accuracy, pulls and speed of the amplitude surrogate on its test set."""
 from lhcchain.amplitudes.evaluate import evaluate
-from lhcchain.config import build_process
+from lhcchain.physics.processes import build_process
 from lhcchain.io import stage_errors
 
 sm = snakemake  # noqa: F821 - injected by Snakemake

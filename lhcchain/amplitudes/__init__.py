@@ -21,6 +21,8 @@ log-amplitude space, ``(ln A_NN - ln A_true) / sigma_ln`` with ``sigma_ln = sd *
 amplitude-space uncertainty the surrogate returns is the first-order ``A_NN * sigma_ln``.
 """
 
+from .._lazy import lazy_attributes
+
 __all__ = ["make_dataset", "import_dataset", "train", "evaluate", "load_surrogate", "Surrogate"]
 
 _LAZY = {
@@ -32,10 +34,4 @@ _LAZY = {
     "Surrogate": "surrogate",
 }
 
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY)

@@ -17,6 +17,8 @@ Conventions (every module in this package follows them):
 * Strong coupling: ``g_s = sqrt(4 pi alpha_s)``; a matrix element takes ``alpha_s`` explicitly.
 """
 
+from .._lazy import lazy_attributes
+
 __all__ = ["GEV2_TO_PB", "Process", "Subprocess", "get_process", "process_names"]
 
 _LAZY = {
@@ -27,11 +29,4 @@ _LAZY = {
     "process_names": "processes",
 }
 
-
-def __getattr__(name: str):
-    """``from lhcchain.physics import get_process`` etc., imported on first use (the submodules are heavy)."""
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY)

@@ -33,11 +33,13 @@ import inspect
 import itertools
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import torch
 from torch import Tensor
 
+from ..device import select_device
 from ..errors import InputError
 from .drell_yan import drell_yan_me2_flavours
 from .electroweak import ElectroweakParameters, ZPrimeParameters, alpha_em_pythia, ckm_modulus
@@ -599,3 +601,17 @@ def get_process(name: str, **options) -> Process:
         raise InputError(f"process {name!r} got unknown option(s) {', '.join(unknown)}; valid: {', '.join(allowed)}")
     return factory(**options)
 
+
+def build_process(spec: Mapping[str, Any], device: str = "auto", threads: int | None = None) -> Process:
+    """The physics-core :class:`~lhcchain.physics.process.Process` of a ``processes.<name>`` entry.
+
+    ``options.dtype`` is ``float32`` or ``float64`` (default); ``options.zprime`` is a bool or
+    ``{mass, width, scale}`` (scale: couplings relative to the SM Z); ``device`` as in
+    :func:`lhcchain.device.select_device`.
+    """
+    options = dict(spec.get("options", {}))
+    options["dtype"] = getattr(torch, options.get("dtype", "float64"))
+    if isinstance(options.get("zprime"), Mapping):
+        options["zprime"] = ZPrimeParameters.sm_like(**options["zprime"])
+    options["device"] = select_device(device, threads)
+    return get_process(spec["process"], **options)

@@ -8,7 +8,8 @@ import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from lhcchain.config import build_process, process_spec
+from lhcchain.config import process_spec
+from lhcchain.physics.processes import build_process
 from lhcchain.errors import InputError
 
 from ..conftest import ROOT
