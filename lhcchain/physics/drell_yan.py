@@ -70,17 +70,26 @@ def _exchanges(
     return out
 
 
+def _quark(flavour: int) -> int:
+    """``|flavour|`` after checking it is a PDG quark id."""
+    if abs(int(flavour)) not in QUARKS:
+        raise InputError(f"Drell-Yan flavour must be a PDG quark id +-1..+-5, got {flavour}")
+    return abs(int(flavour))
+
+
+def _alpha(alpha_em: Coupling | None, ew: ElectroweakParameters, dtype: torch.dtype) -> Coupling:
+    """``alpha_em`` (default ``ew.alpha_em``), a tensor cast to ``dtype``."""
+    alpha = ew.alpha_em if alpha_em is None else alpha_em
+    return alpha.to(dtype) if isinstance(alpha, torch.Tensor) else alpha
+
+
 def _prepare(momenta: torch.Tensor, flavour: int, alpha_em: Coupling | None, ew: ElectroweakParameters):
     if momenta.ndim != 3 or momenta.shape[1:] != (4, 4):
         raise InputError(f"Drell-Yan momenta must have shape (batch, 4, 4), got {tuple(momenta.shape)}")
-    if abs(int(flavour)) not in QUARKS:
-        raise InputError(f"Drell-Yan flavour must be a PDG quark id +-1..+-5, got {flavour}")
+    fl = _quark(flavour)
     if flavour < 0:
         momenta = momenta[:, [1, 0, 2, 3]]
-    alpha = ew.alpha_em if alpha_em is None else alpha_em
-    if isinstance(alpha, torch.Tensor):
-        alpha = alpha.to(momenta.dtype)
-    return momenta, abs(int(flavour)), alpha
+    return momenta, fl, _alpha(alpha_em, ew, momenta.dtype)
 
 
 def drell_yan_me2(
@@ -125,13 +134,9 @@ def drell_yan_chiral_amplitudes(
     Index ``[i, j]``: quark chirality i and l- chirality j, 0 = L, 1 = R (``flavour`` sign ignored).
     """
     ew = ew or ElectroweakParameters()
-    if abs(int(flavour)) not in QUARKS:
-        raise InputError(f"Drell-Yan flavour must be a PDG quark id +-1..+-5, got {flavour}")
-    alpha = ew.alpha_em if alpha_em is None else alpha_em
-    if isinstance(alpha, torch.Tensor):
-        alpha = alpha.to(s.dtype)
+    alpha = _alpha(alpha_em, ew, s.dtype)
     out = torch.zeros(s.shape + (2, 2), dtype=complex_dtype(s.dtype), device=s.device)
-    for mass, width, cq, cl in _exchanges(abs(int(flavour)), ew, zprime, photon, z, alpha):
+    for mass, width, cq, cl in _exchanges(_quark(flavour), ew, zprime, photon, z, alpha):
         denom = propagator_denominator(s, mass, width, ew.running_width)
         for i, j in itertools.product(range(2), repeat=2):
             out[..., i, j] += cq[i] * cl[j] / denom
@@ -177,9 +182,7 @@ def drell_yan_me2_flavours(
     if momenta.ndim != 3 or momenta.shape[1:] != (4, 4):
         raise InputError(f"Drell-Yan momenta must have shape (batch, 4, 4), got {tuple(momenta.shape)}")
     p = momenta
-    alpha = ew.alpha_em if alpha_em is None else alpha_em
-    if isinstance(alpha, torch.Tensor):
-        alpha = alpha.to(p.dtype)
+    alpha = _alpha(alpha_em, ew, p.dtype)
     s = minkowski_dot(p[:, 0] + p[:, 1], p[:, 0] + p[:, 1])
     t = minkowski_dot(p[:, 0] - p[:, 2], p[:, 0] - p[:, 2])
     u = minkowski_dot(p[:, 0] - p[:, 3], p[:, 0] - p[:, 3])
@@ -187,9 +190,7 @@ def drell_yan_me2_flavours(
     reduced: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
     out = []
     for flavour in flavours:
-        fl = abs(int(flavour))
-        if fl not in QUARKS:
-            raise InputError(f"Drell-Yan flavour must be a PDG quark id +-1..+-5, got {flavour}")
+        fl = _quark(flavour)
         if fl not in reduced:
             a2 = drell_yan_chiral_amplitudes(s, fl, ew, zprime, photon=photon, z=z, alpha_em=alpha).abs() ** 2
             reduced[fl] = (a2[:, 0, 0] + a2[:, 1, 1], a2[:, 0, 1] + a2[:, 1, 0])
