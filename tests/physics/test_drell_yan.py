@@ -182,8 +182,8 @@ def test_meta_device():
         assert out.device.type == "meta" and out.shape == (8, 2)
 
 
-def pythia_gmz_me2(m: np.ndarray, cos: np.ndarray, id_q: int) -> np.ndarray:
-    """|M|^2 for q qbar -> gamma*/Z -> mu- mu+ from Pythia's Sigma2ffbar2ffbarsgmZ expression."""
+def pythia_gmz_couplings(id_q: int) -> tuple[float, ...]:
+    """Pythia's (kappa, e_q, a_q, v_q, e_mu, a_mu, v_mu) for q qbar -> gamma*/Z -> mu mu (sin2thetaWbar in v)."""
     s2, s2bar = EW.sin2_theta_w, EW.sin2_theta_w_eff
     kappa = 1.0 / (16 * s2 * (1 - s2))
     ei = -1 / 3 if id_q % 2 else 2 / 3
@@ -191,6 +191,12 @@ def pythia_gmz_me2(m: np.ndarray, cos: np.ndarray, id_q: int) -> np.ndarray:
     vi = ai - 4 * s2bar * ei
     ef, af = -1.0, -1.0
     vf = af - 4 * s2bar * ef
+    return kappa, ei, ai, vi, ef, af, vf
+
+
+def pythia_gmz_me2(m: np.ndarray, cos: np.ndarray, id_q: int) -> np.ndarray:
+    """|M|^2 for q qbar -> gamma*/Z -> mu- mu+ from Pythia's Sigma2ffbar2ffbarsgmZ expression."""
+    kappa, ei, ai, vi, ef, af, vf = pythia_gmz_couplings(id_q)
     s = m**2
     gam = math.pi * EW.alpha_em**2 / s**2
     bw = (s - EW.mz**2) ** 2 + (s * EW.gamma_z / EW.mz) ** 2
@@ -219,13 +225,7 @@ def partonic_sigma(m: float, flavour: int, **kwargs) -> float:
 
 @pytest.mark.parametrize("flavour", [1, 2])
 def test_partonic_cross_section_matches_pythia_sigma1ffbar2gmz(flavour):
-    s2, s2bar = EW.sin2_theta_w, EW.sin2_theta_w_eff
-    kappa = 1.0 / (16 * s2 * (1 - s2))
-    ei = -1 / 3 if flavour % 2 else 2 / 3
-    ai = -1.0 if flavour % 2 else 1.0
-    vi = ai - 4 * s2bar * ei
-    ef, af = -1.0, -1.0
-    vf = af - 4 * s2bar * ef
+    kappa, ei, ai, vi, ef, af, vf = pythia_gmz_couplings(flavour)
     for m in (60.0, 91.1876, 120.0):
         s = m * m
         bw = (s - EW.mz**2) ** 2 + (s * EW.gamma_z / EW.mz) ** 2
