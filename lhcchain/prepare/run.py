@@ -24,7 +24,7 @@ from .. import plotting
 from ..errors import InputError
 from ..io import Progress, staged_outputs, write_json
 from ..stats import core_width, fit_peak
-from .readers import LEVELS, detect_format, iterate_events
+from .readers import detect_format, iterate_events
 from .selection import CutFlow, feature_unit, select_level
 
 log = logging.getLogger(__name__)
@@ -200,6 +200,3 @@ def output_paths(outdir: str | os.PathLike[str]) -> dict[str, Path]:
              "cutflow": "cutflow.csv", "metrics": "metrics.json", "mll_plot": "mll.png", "jets_plot": "jet_pt.png",
              "cutflow_plot": "cutflow.png"}
     return {k: d / v for k, v in names.items()}
-
-
-__all__ = ["LEVELS", "OUTPUTS", "output_paths", "prepare", "split_of"]
