@@ -70,6 +70,7 @@ from .phasespace import Channel, HadronicMapping, channel_weights, shared_n_rand
 __all__ = [
     "GEV2_TO_PB",
     "MappedPoint",
+    "MatrixElement",
     "Subprocess",
     "SubprocessGroup",
     "Process",
@@ -97,6 +98,11 @@ def flavour_column(pid: int) -> int:
 
 
 # ----------------------------------------------------------------------------- subprocesses
+
+
+MatrixElement = Callable[[Tensor, Tensor, "Tensor | None", "Tensor | None"], Tensor]
+"""``(lab, partonic, x1, x2) -> sum_k S_k L_k |M_k|^2`` (batch,): a replacement for
+:meth:`Process.matrix_element` in :meth:`Process.integrand` (``x1``, ``x2`` None if partonic)."""
 
 
 class MappedPoint(NamedTuple):
@@ -357,13 +363,19 @@ class Process(ABC):
         partonic, weight = mapping.map(r)
         return MappedPoint(partonic, partonic, weight, None, None)
 
-    def integrand(self, r: Tensor, channel: int | str = 0) -> tuple[Tensor, Tensor]:
+    def integrand(
+        self, r: Tensor, channel: int | str = 0, matrix_element: MatrixElement | None = None
+    ) -> tuple[Tensor, Tensor]:
         """Weight (pb) and lab-frame momenta of the points ``r`` (batch, n_random) mapped by ``channel``.
 
         ``E_r[weight] = sigma`` (pb) for every channel; ``r`` is moved to the process's dtype and
         device. Returns ``(weight (batch,), momenta (batch, 2 + n_out, 4))``; the weight is 0 outside
         the cuts and where the mapping cannot produce the point. The matrix element is evaluated
         on the partonic centre-of-mass momenta (see :meth:`map_point`).
+
+        ``matrix_element``: a replacement for :meth:`matrix_element` (e.g. an amplitude surrogate),
+        called as ``matrix_element(lab, partonic, x1, x2)`` on the points inside the cuts. A
+        non-finite or negative value is passed through, for the caller to diagnose.
         """
         point = self.map_point(r, channel)
         momenta, ps_weight = point.momenta, point.weight
@@ -379,15 +391,18 @@ class Process(ABC):
             x1 = None if point.x1 is None else point.x1[index]
             x2 = None if point.x2 is None else point.x2[index]
             s_hat = minkowski_square(p[:, 0] + p[:, 1])
-            value = self.matrix_element(p, x1, x2) * ps_weight[index] / (2.0 * s_hat) * GEV2_TO_PB
-            value = torch.where(torch.isfinite(value), value, torch.zeros_like(value))
+            me = self.matrix_element(p, x1, x2) if matrix_element is None else matrix_element(momenta[index], p, x1, x2)
+            value = me * ps_weight[index] / (2.0 * s_hat) * GEV2_TO_PB
             weight = weight.index_put((index,), value)
         return weight, momenta
 
-    def madnis_function(self, x: Tensor, channels: Tensor | int) -> tuple[Tensor, Tensor]:
+    def madnis_function(
+        self, x: Tensor, channels: Tensor | int, matrix_element: MatrixElement | None = None
+    ) -> tuple[Tensor, Tensor]:
         """MadNIS integrand ``(x, c) -> (f, alpha)``: ``x`` (n, n_random) in [0, 1], ``c`` (n,) channel
         indices; ``f`` (n,) the channel's integrand (pb), ``alpha`` (n, n_channels) the prior channel
-        weights at the mapped point; both in the dtype and on the device of ``x``."""
+        weights at the mapped point; both in the dtype and on the device of ``x``.
+        ``matrix_element`` as in :meth:`integrand`."""
         n = x.shape[0]
         if not isinstance(channels, Tensor):
             channels = torch.as_tensor(channels, device=x.device).expand(n)
@@ -397,7 +412,7 @@ class Process(ABC):
         for c in range(self.n_channels):
             index = (chan == c).nonzero().squeeze(-1)
             if index.numel():
-                w, p = self.integrand(x[index.to(x.device)], c)
+                w, p = self.integrand(x[index.to(x.device)], c, matrix_element)
                 f[index], momenta[index] = w, p
         alpha = self.channel_weights(momenta)
         return f.to(dtype=x.dtype, device=x.device), alpha.to(dtype=x.dtype, device=x.device)
