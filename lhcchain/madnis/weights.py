@@ -14,7 +14,8 @@ that ``sigma = mean(w)`` for any allocation ``N_c`` of the calls to the channels
   the fraction of weights above it). This is the figure compared between methods.
 * for writing events, ``w_max`` is instead chosen by truncation (it must not grow with ``N``): the
   smallest ``w_max`` with ``sum_i max(w_i - w_max, 0) <= epsilon sum_i w_i``, i.e. the overweights
-  carry at most a fraction ``epsilon`` of the cross-section. The efficiency with that ``w_max``,
+  carry at most a fraction ``epsilon`` of the cross-section. The efficiency with that ``w_max``
+  (the accepted fraction ``<min(1, w / w_max)>``, overweights capped),
   the fraction of events above it and the truncated cross-section fraction are reported too.
 """
 
@@ -66,6 +67,7 @@ class WeightSummary:
     w_max_truncated: float
     """``w_max`` by cross-section truncation (used to write events)"""
     unweighting_efficiency_truncated: float
+    """accepted fraction of hit-or-miss unweighting with ``w_max_truncated``: ``<min(1, w / w_max)>``"""
     overweight_fraction: float
     """fraction of the non-zero weights above ``w_max_truncated``"""
     truncated_fraction: float
@@ -102,7 +104,7 @@ def summarize(weights: np.ndarray, channels: np.ndarray | None, epsilon: float) 
         unweighting_efficiency=bootstrap.uweff_before_cuts,
         overweight_rate=bootstrap.over_weight_rate,
         w_max_truncated=w_max,
-        unweighting_efficiency_truncated=w.mean() / w_max if w_max > 0 else 0.0,
+        unweighting_efficiency_truncated=float(np.minimum(w / w_max, 1.0).mean()) if w_max > 0 else 0.0,
         overweight_fraction=float((positive > w_max).mean()) if positive.size else 0.0,
         truncated_fraction=float(np.clip(positive - w_max, 0, None).sum() / total) if total > 0 else 0.0,
         cut_efficiency=positive.size / n,
