@@ -194,14 +194,18 @@ def train_madnis(function: CheckedIntegrand, settings: Mapping[str, Any], device
 
 
 def train_vegas(function: CheckedIntegrand, settings: Mapping[str, Any], calls: int, seed: int) -> tuple[VegasPreTraining, dict[str, Any]]:
-    """The VEGAS baseline: per-channel adaptive grids trained with about ``calls`` integrand calls."""
+    """The VEGAS baseline: per-channel adaptive grids trained with ``calls`` integrand calls (to within
+    the number of channels): iterations of ``vegas.samples_per_channel`` points per channel, the last
+    one with the remainder."""
     integrator = Integrator(function.integrand(), train_channel_weights=False, flow_kwargs={"bins": 2})
     vegas = _vegas(integrator, settings, seed)
-    per_iteration = int(settings["vegas"]["samples_per_channel"]) * function.process.n_channels
-    iterations = max(1, round(calls / per_iteration))
+    per_channel, n_channels = int(settings["vegas"]["samples_per_channel"]), function.process.n_channels
+    full, rest = divmod(int(calls), per_channel * n_channels)
+    schedule = [per_channel] * full + ([rest // n_channels] if rest // n_channels >= 2 else [])
     start, calls0 = time.perf_counter(), function.calls
-    vegas.train([int(settings["vegas"]["samples_per_channel"])] * iterations)
-    return vegas, {"train_calls": function.calls - calls0, "train_time_s": time.perf_counter() - start, "iterations": iterations}
+    vegas.train(schedule or [2])
+    return vegas, {"train_calls": function.calls - calls0, "train_time_s": time.perf_counter() - start,
+                   "iterations": len(schedule or [2])}
 
 
 def flat_sampler(function: CheckedIntegrand, settings: Mapping[str, Any], seed: int) -> VegasPreTraining:
