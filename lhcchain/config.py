@@ -82,3 +82,27 @@ def prepare_inputs(config: Mapping[str, Any], name: str) -> list[str]:
     if name in config["samples"]:
         return chunk_files(config, name, "root")
     return list(entry(config, name)["files"])
+
+
+def generate_settings(config: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """Settings of generator ``name``: ``generate.training`` with ``generate.models.<name>`` laid over it."""
+    gen = config["generate"]
+    if name not in gen["models"]:
+        raise InputError(f"config: no generator {name!r} under 'generate.models'; defined: {sorted(gen['models'])}")
+    return {**gen["training"], **gen["models"][name]}
+
+
+def madnis_settings(config: Mapping[str, Any], process: str) -> dict[str, Any]:
+    """MadNIS training settings of ``process``: ``madnis.training`` with ``madnis.overrides.<process>``
+    laid over it (nested sections merged key by key)."""
+    mad = config["madnis"]
+    settings = copy.deepcopy(dict(mad["training"]))
+    for key, value in mad["overrides"].get(process, {}).items():
+        settings[key] = {**settings.get(key, {}), **value} if isinstance(value, Mapping) else value
+    return settings
+
+
+def madnis_surrogate(config: Mapping[str, Any], process: str) -> list[str]:
+    """The amplitude surrogate the MadNIS stage unweights with: ``results/amplitudes/{process}/model.pt``
+    when ``amplitudes.processes`` lists ``process``, else none."""
+    return [f"results/amplitudes/{process}/model.pt"] if process in config["amplitudes"]["processes"] else []

@@ -58,8 +58,10 @@ def test_cluster_profile_dry_run(project: Path, profile: str) -> None:
     res = snakemake(["-n", "--profile", f"workflow/profiles/{profile}", "--configfile", "config/test.yaml"], project)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     jobs = scheduled(res.stdout + res.stderr)
-    assert jobs["simulate"] == 5 and jobs["prepare"] == 6 and jobs["simulate_summary"] == 3
+    assert jobs["simulate"] == 6 and jobs["prepare"] == 7 and jobs["simulate_summary"] == 4
     assert jobs["amplitude_data"] == jobs["train_amplitude"] == jobs["evaluate_amplitude"] == 1
+    assert jobs["train_generator"] == jobs["sample_generator"] == jobs["evaluate_generator"] == 1
+    assert jobs["madnis_integrate"] == jobs["madnis_unweight"] == 4
 
 
 def external_amplitudes(project: Path) -> Path:
@@ -110,6 +112,22 @@ def test_end_to_end_outputs(e2e: Path) -> None:
     for name in ("gg_3g", "gg_2g_ext"):
         amp = json.loads((e2e / f"results/amplitudes/{name}/metrics.json").read_text())
         assert amp["median_abs_delta"] > 0 and (e2e / f"results/amplitudes/{name}/pulls.png").stat().st_size > 0
+    gen = json.loads((e2e / "results/generate/cfm/metrics.json").read_text())
+    assert set(gen["multiplicities"]) == {"1", "2"}
+    assert 0.0 <= gen["multiplicities"]["1"]["classifier_auc"] <= 1.0  # 2 jets: too few test events for a classifier
+    generated = pd.read_parquet(e2e / "results/generate/cfm/events.parquet")
+    assert len(generated) > 0 and {"parton_mll", "parton_j1_pt", "n_jets"} <= set(generated.columns)
+    default = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    for name in default["madnis"]["processes"]:
+        d = e2e / f"results/madnis/{name}"
+        methods = json.loads((d / "metrics.json").read_text())["methods"]
+        assert abs(methods["madnis"]["n_calls"] - methods["vegas"]["n_calls"]) < 10  # equal up to the channel count
+        assert all(m["cross_section"] > 0 and m["error"] > 0 for m in methods.values())
+        events = json.loads((d / "unweight.json").read_text())
+        assert len(pd.read_parquet(d / "events.parquet")) == events["n_events"] == cfg["madnis"]["events"]["n_events"]
+        assert (d / "weights.png").stat().st_size > 0 and (d / "events.lhe.gz").stat().st_size > 0
+    surrogate = json.loads((e2e / "results/madnis/gg_3g/unweight.json").read_text())["surrogate"]
+    assert surrogate["gain"] > 0 and set(surrogate["agreement"]) >= {"m_12 [GeV]"}
     # The nominal sample's particle-level Z peak, from tiny statistics: a loose sanity bound here;
     # the 1 GeV statement is checked on the default config (see README).
     peak = json.loads((e2e / "results/data/nominal/metrics.json").read_text())["mll_peak"]["particle"]
@@ -118,7 +136,8 @@ def test_end_to_end_outputs(e2e: Path) -> None:
 
 def test_every_rule_stays_under_4_gb(e2e: Path) -> None:
     tables = list((e2e / "benchmarks").rglob("*.tsv"))
-    assert len(tables) == 20  # 5 simulate + 3 summaries + 6 prepare + 2 x (amplitude data/import, train, evaluate)
+    # 6 simulate + 4 summaries + 7 prepare + 2 x (amplitude data/import, train, evaluate) + 3 generate + 4 x 2 madnis
+    assert len(tables) == 34
     for t in tables:
         row = next(csv.DictReader(t.open(), delimiter="\t"))
         assert float(row["max_rss"]) < 4000, (t, row["max_rss"])
@@ -148,15 +167,15 @@ def test_prepare_setting_reruns_only_prepare(e2e: Path) -> None:
     res = snakemake(["-n", "--configfile", str(changed)], e2e)
     assert res.returncode == 0, res.stderr[-3000:]
     jobs = scheduled(res.stdout + res.stderr)
-    assert jobs.get("prepare") == 6
+    assert jobs.get("prepare") == 7
     assert "simulate" not in jobs and "simulate_summary" not in jobs
 
 
 def test_detector_setting_reruns_simulate_and_dependents(e2e: Path) -> None:
     changed = _with_change(e2e, {"simulate.detector.isolation": {"cone": 0.4, "pt_min": 0.5}})
     jobs = scheduled(snakemake(["-n", "--configfile", str(changed)], e2e).stdout)
-    assert jobs.get("simulate") == 5 and jobs.get("simulate_summary") == 3
-    assert jobs.get("prepare") == 3  # the simulated samples, not the external datasets
+    assert jobs.get("simulate") == 6 and jobs.get("simulate_summary") == 4
+    assert jobs.get("prepare") == 4  # the simulated samples, not the external datasets
 
 
 def test_unchanged_config_schedules_nothing(e2e: Path) -> None:
