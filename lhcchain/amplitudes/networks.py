@@ -8,7 +8,7 @@ sampling mode) or 1 (``heteroscedastic``). All linear layers carry a leading mem
 ensemble is trained as one batched network.
 
 * ``heteroscedastic``: one network; ``sigma_stat = 0``.
-* ``bayesian``: mean-field Gaussian weights and biases (:class:`BayesLinear`, prior ``N(0, 1)``),
+* ``bayesian``: mean-field Gaussian weights and biases (:class:`~lhcchain.nn.BayesLinear`, prior ``N(0, 1)``),
   trained with the local reparametrisation trick and the ELBO (``kl_weight * KL / N_train`` added to
   the mean loss); ``sigma_stat`` is the spread of ``mu`` over weight samples.
 * ``ensemble``: ``ensemble_size`` independently initialised networks on the same batches (deep
@@ -41,6 +41,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import InputError
+from ..nn import BayesLinear
 from .features import invariant_pairs
 
 NETWORKS = ("mlp", "deepsets")
@@ -61,45 +62,6 @@ class Linear(nn.Module):
         shape = x.shape
         out = torch.baddbmm(self.bias, x.reshape(shape[0], -1, shape[-1]), self.weight)
         return out.reshape(*shape[:-1], -1)
-
-
-class BayesLinear(nn.Module):
-    """Mean-field Gaussian linear layer with prior ``N(0, prior_std^2)`` on every weight and bias.
-
-    ``mode`` (set on the whole network by :meth:`AmplitudeNet.set_mode`): ``local`` (training: local
-    reparametrisation, independent noise per point, input member axis 1), ``sample`` (one weight draw
-    per member slot of the input, shared by the batch), ``mean`` (the mean weights).
-    """
-
-    def __init__(self, n_in: int, n_out: int, prior_std: float = 1.0, init_log_var: float = -18.0) -> None:
-        super().__init__()
-        bound = 1.0 / math.sqrt(n_in)
-        self.mu_w = nn.Parameter(torch.empty(n_in, n_out).uniform_(-bound, bound))
-        self.mu_b = nn.Parameter(torch.empty(n_out).uniform_(-bound, bound))
-        self.logvar_w = nn.Parameter(torch.full((n_in, n_out), init_log_var))
-        self.logvar_b = nn.Parameter(torch.full((n_out,), init_log_var))
-        self.prior_var = prior_std**2
-        self.mode = "local"
-
-    def forward(self, x: Tensor) -> Tensor:
-        if self.mode == "mean":
-            return x @ self.mu_w + self.mu_b
-        if self.mode == "local":
-            mean = x @ self.mu_w + self.mu_b
-            var = (x * x) @ self.logvar_w.exp() + self.logvar_b.exp()
-            return mean + var.sqrt() * torch.randn_like(mean)
-        m = x.shape[0]
-        w = self.mu_w + (0.5 * self.logvar_w).exp() * torch.randn(m, *self.mu_w.shape, device=x.device, dtype=x.dtype)
-        b = self.mu_b + (0.5 * self.logvar_b).exp() * torch.randn(m, 1, self.mu_b.shape[0], device=x.device, dtype=x.dtype)
-        shape = x.shape
-        return torch.baddbmm(b, x.reshape(m, -1, shape[-1]), w).reshape(*shape[:-1], -1)
-
-    def kl(self) -> Tensor:
-        total = x = 0.0
-        for mu, logvar in ((self.mu_w, self.logvar_w), (self.mu_b, self.logvar_b)):
-            x = 0.5 * ((logvar.exp() + mu**2) / self.prior_var - 1.0 - logvar + math.log(self.prior_var)).sum()
-            total = total + x
-        return total
 
 
 def _stack(make, n_in: int, hidden: int, layers: int, n_out: int | None) -> nn.Sequential:
@@ -133,7 +95,7 @@ class AmplitudeNet(nn.Module):
         bayes = uncertainty == "bayesian"
 
         def make(a: int, b: int) -> nn.Module:
-            return BayesLinear(a, b, prior_std) if bayes else Linear(self.members, a, b)
+            return BayesLinear(a, b, prior_std, init_log_var=-18.0) if bayes else Linear(self.members, a, b)
 
         hidden, layers = int(hidden), int(layers)
         if network == "mlp":

@@ -16,7 +16,7 @@ Families (``family`` in the settings):
   backwards with the same solver. The velocity network (``network``) is an ``mlp`` (input
   ``x_t``, time features and the condition) or a ``transformer`` over particles (one token per
   lepton or jet: its features, time and condition, a learned particle embedding; absent jets masked).
-  ``bayesian: true`` (MLP only) makes every layer a mean-field Gaussian :class:`BayesLinear`
+  ``bayesian: true`` (MLP only) makes every layer a mean-field Gaussian :class:`~lhcchain.nn.BayesLinear`
   (prior ``N(0, prior_std^2)``), trained with ``kl_weight * KL / N_train`` added to the loss.
 * ``flow``: a rational-quadratic spline coupling flow (``zuko.flows.NSF`` with two passes, i.e.
   coupling layers, random permutations), ``transforms`` layers of ``bins`` bins. With one conditional
@@ -40,56 +40,13 @@ import zuko
 from torch import Tensor, nn
 
 from ..errors import InputError
+from ..nn import BayesLinear
 from .data import n_dims
 
 FAMILIES = ("cfm", "flow", "transformer")
 NETWORKS = ("mlp", "transformer")
 SOLVERS = ("euler", "midpoint", "rk4")
 LOG_2PI = math.log(2 * math.pi)
-
-
-class BayesLinear(nn.Module):
-    """Mean-field Gaussian linear layer, prior ``N(0, prior_std^2)`` on every weight and bias.
-
-    Modes: ``local`` (training: local reparametrisation, independent noise per event), ``mean``
-    (mean weights) and ``fixed`` (one weight draw made by :meth:`resample`, kept across calls, so a
-    whole ODE trajectory is integrated with one network; the amplitude stage's layer redraws per call).
-    """
-
-    def __init__(self, n_in: int, n_out: int, prior_std: float = 1.0, init_log_var: float = -12.0) -> None:
-        super().__init__()
-        bound = 1.0 / math.sqrt(n_in)
-        self.mu_w = nn.Parameter(torch.empty(n_in, n_out).uniform_(-bound, bound))
-        self.mu_b = nn.Parameter(torch.empty(n_out).uniform_(-bound, bound))
-        self.logvar_w = nn.Parameter(torch.full((n_in, n_out), init_log_var))
-        self.logvar_b = nn.Parameter(torch.full((n_out,), init_log_var))
-        self.prior_var = float(prior_std) ** 2
-        self.mode = "local"
-        self.w: Tensor | None = None
-        self.b: Tensor | None = None
-
-    def resample(self) -> None:
-        """Draw the weights used in ``fixed`` mode."""
-        self.w = self.mu_w + (0.5 * self.logvar_w).exp() * torch.randn_like(self.mu_w)
-        self.b = self.mu_b + (0.5 * self.logvar_b).exp() * torch.randn_like(self.mu_b)
-
-    def forward(self, x: Tensor) -> Tensor:
-        if self.mode == "mean":
-            return x @ self.mu_w + self.mu_b
-        if self.mode == "fixed":
-            if self.w is None:
-                self.resample()
-            return x @ self.w + self.b
-        mean = x @ self.mu_w + self.mu_b
-        var = (x * x) @ self.logvar_w.exp() + self.logvar_b.exp()
-        return mean + var.sqrt() * torch.randn_like(mean)
-
-    def kl(self) -> Tensor:
-        """KL divergence of the weight posterior from the prior (nats)."""
-        total = torch.zeros((), device=self.mu_w.device)
-        for mu, logvar in ((self.mu_w, self.logvar_w), (self.mu_b, self.logvar_b)):
-            total = total + 0.5 * ((logvar.exp() + mu**2) / self.prior_var - 1.0 - logvar + math.log(self.prior_var)).sum()
-        return total
 
 
 def mlp(n_in: int, hidden: int, layers: int, n_out: int, bayesian: bool = False, prior_std: float = 1.0) -> nn.Sequential:
