@@ -6,12 +6,9 @@ Settings (``DEFAULTS`` fills what is missing): ``features``, ``network``, ``hidd
 (fraction of the run with a linear warm-up), ``weight_decay``, ``patience``, ``max_minutes``,
 ``boosting``, ``eval_samples`` (weight samples of a Bayesian net at evaluation).
 
-Learning-rate schedule: linear warm-up, then cosine decay to ``lr * lr_min_factor``, as a function of
-``progress = max(epoch / epochs, elapsed / max_minutes)``, so a wall-clock budget always ends at the
-low learning rate. Loss: heteroscedastic Gaussian NLL of the standardised log-amplitude (+ KL / N_train
-for Bayesian nets, + repulsion for repulsive ensembles). Validation loss (the same NLL, Bayesian nets at
-their mean weights) after every epoch selects the best model; training stops after ``patience`` epochs
-without improvement, after ``epochs`` epochs or after ``max_minutes``.
+Learning-rate schedule, early stopping and the resumable loop: :mod:`lhcchain.training`. Loss:
+heteroscedastic Gaussian NLL of the standardised log-amplitude (+ KL / N_train for Bayesian nets,
++ repulsion for repulsive ensembles). Validation loss: the same NLL, Bayesian nets at their mean weights.
 
 Boosting (``boosting.mode``): the epochs are split into ``rounds + 1`` equal phases; after each phase
 but the last, points of the (un-boosted) training set are selected by :func:`select_boost` and appended
@@ -21,11 +18,9 @@ once more to the training index list (cumulative):
 * ``performance``: the ``fraction`` of points with the largest ``sigma_tot``.
 
 Checkpoints and resume: ``checkpoint`` (written atomically at the end) holds the best model and the
-constants to use it (:mod:`.surrogate`). While training, ``<checkpoint>.last`` is rewritten atomically
-(temp file + rename) at most every ``save_every`` seconds and after each phase: current and best model,
-optimiser, epoch, phase, training index list, elapsed time, patience counter and the RNG state. If it
-exists when ``train`` starts and matches the settings and the dataset (row count and amplitude
-checksum), training resumes from it; otherwise it is ignored. It is deleted after a successful run.
+constants to use it (:mod:`.surrogate`). ``<checkpoint>.last`` (:class:`lhcchain.training.Trainer`)
+is also written after each boosting phase and keeps the phase and the training index list; a run
+resumes from it when the settings and the dataset (row count and amplitude checksum) match.
 """
 
 from __future__ import annotations
@@ -33,8 +28,6 @@ from __future__ import annotations
 import copy
 import logging
 import math
-import os
-import time
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -43,7 +36,7 @@ import torch
 
 from ..device import select_device
 from ..errors import InputError
-from ..io import staged_outputs
+from ..training import Trainer
 from .data import read_dataset
 from .features import FeatureMap, TargetMap
 from .networks import AmplitudeNet, combine, heteroscedastic_loss, repulsion_term
@@ -153,21 +146,6 @@ def _val_loss(model: AmplitudeNet, x: torch.Tensor, y: torch.Tensor, chunk: int 
     return total / x.shape[0]
 
 
-def _lr(settings: Mapping, progress: float) -> float:
-    peak, floor, warm = float(settings["lr"]), float(settings["lr"]) * float(settings["lr_min_factor"]), float(settings["warmup"])
-    progress = min(max(progress, 0.0), 1.0)
-    if warm > 0 and progress < warm:
-        return peak * max(progress / warm, 0.01)
-    frac = (progress - warm) / max(1.0 - warm, 1e-12)
-    return floor + 0.5 * (peak - floor) * (1.0 + math.cos(math.pi * frac))
-
-
-def _save_atomic(obj: dict, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
 def _fingerprint(data: dict) -> list:
     return [int(len(data["amplitudes"])), float(np.log(data["amplitudes"]).sum())]
 
@@ -179,7 +157,6 @@ def train(dataset, checkpoint, settings: Mapping, *, device: str = "auto", threa
     settings = resolve_settings(settings)
     dev = select_device(device, threads)
     checkpoint = Path(checkpoint)
-    last_path = checkpoint.with_name(checkpoint.name + ".last")
     data = read_dataset(dataset)
     attrs = data["attrs"]
     fingerprint = _fingerprint(data)
@@ -209,113 +186,47 @@ def train(dataset, checkpoint, settings: Mapping, *, device: str = "auto", threa
     model = build_model(settings, fmap.dim, structure).to(dev)
     opt = torch.optim.AdamW(model.parameters(), lr=float(settings["lr"]), weight_decay=float(settings["weight_decay"]))
     n_params = sum(p.numel() for p in model.parameters())
-    state = {"epoch": 0, "phase": 0, "elapsed": 0.0, "bad": 0, "best_val": math.inf, "best_epoch": 0,
-             "train_index": np.arange(len(tr)), "history": []}
-    best_state = copy.deepcopy(model.state_dict())
-    resumed = False
-    if last_path.exists():
-        try:
-            last = torch.load(last_path, map_location=dev, weights_only=False)
-            ok = last.get("settings") == settings and last.get("fingerprint") == fingerprint and last.get("format") == FORMAT
-        except Exception as exc:  # corrupt partial file: start afresh
-            log.warning("ignoring unreadable %s (%s)", last_path, exc)
-            ok = False
-        if ok:
-            model.load_state_dict(last["model"])
-            opt.load_state_dict(last["optimizer"])
-            best_state = last["best_model"]
-            state = last["state"]
-            torch.set_rng_state(last["rng"])
-            resumed = True
-            log.info("train_amplitude: resuming from %s at epoch %d", last_path, state["epoch"])
-        else:
-            log.warning("train_amplitude: %s does not match these settings/dataset; starting afresh", last_path)
-
-    epochs, bs = int(settings["epochs"]), int(settings["batch_size"])
-    budget = 60.0 * float(settings["max_minutes"])
+    meta = {"format": FORMAT, "settings": settings, "features": fmap.state(), "target": tmap.state(),
+            "structure": structure, "process": attrs.get("process"), "amplitude_kind": attrs.get("amplitude_kind"),
+            "n_legs": n_legs, "fingerprint": fingerprint, "dataset": str(dataset)}
+    trainer = Trainer(f"train_amplitude {attrs.get('process')}", model, opt, settings, meta, checkpoint,
+                      match=("settings", "fingerprint", "format"), seed=seed, log=log,
+                      extra_state={"phase": 0, "train_index": np.arange(len(tr))}, log_every=log_every, save_every=save_every)
+    state = trainer.state
+    epochs = int(settings["epochs"])
     boost = settings["boosting"]
     rounds = int(boost.get("rounds", 0)) if boost["mode"] != "none" else 0
     phase_len = max(1, math.ceil(epochs / (rounds + 1)))
     bayes, repel = settings["uncertainty"] == "bayesian", float(settings["repulsion"])
     n_train = len(tr)
-    gen = torch.Generator(device="cpu").manual_seed(int(seed) + state["epoch"])
-    t_start = time.perf_counter() - state["elapsed"]
-    t_log = t_save = time.perf_counter()
-    stop_reason = "epochs"
 
-    def meta() -> dict:
-        return {"format": FORMAT, "settings": settings, "features": fmap.state(), "target": tmap.state(),
-                "structure": structure, "process": attrs.get("process"), "amplitude_kind": attrs.get("amplitude_kind"),
-                "n_legs": n_legs, "fingerprint": fingerprint, "dataset": str(dataset)}
+    def batch_loss(idx: torch.Tensor) -> torch.Tensor:
+        mu, s = model(x_tr[idx])
+        loss = heteroscedastic_loss(mu, s, y_tr[idx])
+        if bayes:
+            loss = loss + float(settings["kl_weight"]) * model.kl().to(loss.device) / n_train
+        if repel > 0 and mu.shape[0] > 1:
+            loss = loss + repel * repulsion_term(mu) / n_train
+        return loss
 
-    def save_last() -> None:
-        state["elapsed"] = time.perf_counter() - t_start
-        _save_atomic({**meta(), "model": model.state_dict(), "optimizer": opt.state_dict(), "best_model": best_state,
-                      "state": state, "rng": torch.get_rng_state()}, last_path)
+    def boost_round() -> bool:
+        """After each phase but the last, repeat the selected points (module doc); True if it did."""
+        if not rounds or state["phase"] >= rounds or state["epoch"] < (state["phase"] + 1) * phase_len:
+            return False
+        mean, syst, stat = predict(model, x_tr, int(settings["eval_samples"]))
+        tot = torch.sqrt(syst**2 + stat**2)
+        pull = ((mean - y_tr) / tot).cpu().numpy()
+        chosen = select_boost(pull, tot.cpu().numpy(), boost["mode"], float(boost["threshold"]), float(boost["fraction"]))
+        state["train_index"] = np.concatenate([state["train_index"], chosen])
+        state["phase"] += 1
+        state["bad"] = 0
+        log.info("train_amplitude: boosting round %d (%s) repeats %d points", state["phase"], boost["mode"], len(chosen))
+        return True
 
-    model.train()
-    while state["epoch"] < epochs:
-        elapsed = time.perf_counter() - t_start
-        if elapsed > budget:
-            stop_reason = "max_minutes"
-            break
-        if state["epoch"] > 0 and state["bad"] >= int(settings["patience"]):
-            stop_reason = "early_stopping"
-            break
-        index = torch.from_numpy(state["train_index"])
-        perm = index[torch.randperm(len(index), generator=gen)].to(dev)
-        total, count = 0.0, 0
-        n_batches = max(1, len(perm) // bs)
-        for b in range(n_batches):
-            progress = max((state["epoch"] + b / n_batches) / epochs, (time.perf_counter() - t_start) / budget)
-            for g in opt.param_groups:
-                g["lr"] = _lr(settings, progress)
-            idx = perm[b * bs:(b + 1) * bs]
-            mu, s = model(x_tr[idx])
-            loss = heteroscedastic_loss(mu, s, y_tr[idx])
-            if bayes:
-                loss = loss + float(settings["kl_weight"]) * model.kl().to(loss.device) / n_train
-            if repel > 0 and mu.shape[0] > 1:
-                loss = loss + repel * repulsion_term(mu) / n_train
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += float(loss.detach()) * len(idx)
-            count += len(idx)
-        state["epoch"] += 1
-        val = _val_loss(model, x_va, y_va)
-        state["history"].append([state["epoch"], total / max(count, 1), val])
-        if val < state["best_val"]:
-            state["best_val"], state["best_epoch"], state["bad"] = val, state["epoch"], 0
-            best_state = copy.deepcopy(model.state_dict())
-        else:
-            state["bad"] += 1
-        now = time.perf_counter()
-        if now - t_log >= log_every:
-            t_log = now
-            log.info("train_amplitude %s: epoch %d/%d, train loss %.4f, val loss %.4f (best %.4f @ %d), lr %.2e, %.1f epochs/min",
-                     attrs.get("process"), state["epoch"], epochs, total / max(count, 1), val, state["best_val"],
-                     state["best_epoch"], opt.param_groups[0]["lr"], 60.0 * state["epoch"] / max(now - t_start, 1e-9))
-        if rounds and state["phase"] < rounds and state["epoch"] >= (state["phase"] + 1) * phase_len:
-            mean, syst, stat = predict(model, x_tr, int(settings["eval_samples"]))
-            tot = torch.sqrt(syst**2 + stat**2)
-            pull = ((mean - y_tr) / tot).cpu().numpy()
-            chosen = select_boost(pull, tot.cpu().numpy(), boost["mode"], float(boost["threshold"]), float(boost["fraction"]))
-            state["train_index"] = np.concatenate([state["train_index"], chosen])
-            state["phase"] += 1
-            state["bad"] = 0
-            log.info("train_amplitude: boosting round %d (%s) repeats %d points", state["phase"], boost["mode"], len(chosen))
-            save_last()
-            t_save = time.perf_counter()
-        elif now - t_save >= save_every:
-            save_last()
-            t_save = time.perf_counter()
-    minutes = (time.perf_counter() - t_start) / 60.0
-    model.load_state_dict(best_state)
-    with staged_outputs(checkpoint) as (tmp,):
-        torch.save({**meta(), "model": best_state, "optimizer": opt.state_dict(), "epoch": state["epoch"],
-                    "best_epoch": state["best_epoch"], "best_val_loss": state["best_val"], "history": state["history"]}, tmp)
-    last_path.unlink(missing_ok=True)
+    stop_reason = trainer.run(lambda: torch.from_numpy(trainer.state["train_index"]), batch_loss,
+                              lambda: _val_loss(model, x_va, y_va), boost_round)
+    state = trainer.state
+    minutes = trainer.finish()
     summary = {
         "process": attrs.get("process"),
         "epochs_run": state["epoch"],
@@ -327,7 +238,7 @@ def train(dataset, checkpoint, settings: Mapping, *, device: str = "auto", threa
         "n_train": n_train,
         "n_boosted": int(len(state["train_index"]) - n_train),
         "device": str(dev),
-        "resumed": resumed,
+        "resumed": trainer.resumed,
         "settings": settings,
     }
     log.info("train_amplitude %s: %d epochs in %.2f min (%s), best val loss %.4f", attrs.get("process"), state["epoch"],

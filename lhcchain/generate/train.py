@@ -8,25 +8,20 @@ Settings (``DEFAULTS`` fills what is missing): ``family`` (``cfm``, ``flow``, ``
 (peak AdamW learning rate), ``lr_min_factor``, ``warmup`` (fraction of the run), ``weight_decay``,
 ``patience`` (epochs without validation improvement), ``max_minutes`` (wall-clock budget).
 
-The learning rate warms up linearly, then decays as a cosine to ``lr * lr_min_factor`` as a function
-of ``progress = max(epoch / epochs, elapsed / max_minutes)`` (the amplitude stage's schedule). The loss
+Learning-rate schedule, early stopping and the resumable loop: :mod:`lhcchain.training`. The loss
 is the family's per-event loss weighted by the event weights (normalised to mean 1), plus
 ``kl_weight * KL / N_train`` for a Bayesian network. The validation loss (the same loss with a fixed
 random seed, Bayesian networks at their mean weights) selects the best model.
 
 Checkpoints: ``checkpoint`` holds the best model with everything sampling needs (settings, transform,
-multiplicities and their fractions, lepton flavours, selection). ``<checkpoint>.last`` is rewritten
-atomically at most every ``save_every`` seconds; a run finding one that matches its settings and data
-resumes from it. It is deleted after a successful run.
+multiplicities and their fractions, lepton flavours, selection). A run resumes from
+``<checkpoint>.last`` when its settings and data match.
 """
 
 from __future__ import annotations
 
-import copy
 import logging
-import math
 import os
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -36,7 +31,7 @@ import torch
 
 from ..device import select_device
 from ..errors import InputError
-from ..io import staged_outputs
+from ..training import Trainer
 from .data import Events, Transform, lepton_flavours, load_events
 from .models import FAMILIES, EventModel
 
@@ -85,16 +80,6 @@ def resolve_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def schedule(settings: Mapping[str, Any], progress: float) -> float:
-    """Learning rate at ``progress`` in [0, 1] (module doc)."""
-    peak, floor, warm = float(settings["lr"]), float(settings["lr"]) * float(settings["lr_min_factor"]), float(settings["warmup"])
-    progress = min(max(progress, 0.0), 1.0)
-    if warm > 0 and progress < warm:
-        return peak * max(progress / warm, 0.01)
-    frac = (progress - warm) / max(1.0 - warm, 1e-12)
-    return floor + 0.5 * (peak - floor) * (1.0 + math.cos(math.pi * frac))
-
-
 def tensors(events: Events, transform: Transform, multiplicities: Sequence[int], device: torch.device) -> tuple[torch.Tensor, ...]:
     """Network-space ``x`` (NaN -> 0), multiplicity index ``k`` and weights normalised to mean 1."""
     if not (events.weight > 0).all():
@@ -125,12 +110,6 @@ def validation_loss(model: EventModel, x: torch.Tensor, k: torch.Tensor, w: torc
     return total / float(w.sum())
 
 
-def _save_atomic(obj: dict, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
 def train(train_data: str | os.PathLike[str], val_data: str | os.PathLike[str], checkpoint: str | os.PathLike[str],
           settings: Mapping[str, Any], *, level: str = "particle", multiplicities: Sequence[int] = (1, 2, 3),
           selection: Mapping[str, Any] | None = None, max_jets: int = 3, device: str = "auto", threads: int = 1,
@@ -145,7 +124,6 @@ def train(train_data: str | os.PathLike[str], val_data: str | os.PathLike[str], 
     sel = dict(selection or {})
     dev = select_device(device, threads)
     checkpoint = Path(checkpoint)
-    last_path = checkpoint.with_name(checkpoint.name + ".last")
     tr_ev = load_events(train_data, level, mult, max_jets, sel)
     va_ev = load_events(val_data, level, mult, max_jets, sel)
     transform = Transform(max(mult), float(sel.get("lepton_pt_min") or 0.0), float(sel.get("jet_pt_min") or 0.0),
@@ -163,93 +141,29 @@ def train(train_data: str | os.PathLike[str], val_data: str | os.PathLike[str], 
     model = EventModel(settings, mult).to(dev)
     opt = torch.optim.AdamW(model.parameters(), lr=float(settings["lr"]), weight_decay=float(settings["weight_decay"]))
     n_params = sum(p.numel() for p in model.parameters())
-    state: dict[str, Any] = {"epoch": 0, "elapsed": 0.0, "bad": 0, "best_val": math.inf, "best_epoch": 0, "history": []}
-    best_state = copy.deepcopy(model.state_dict())
     info = {"format": FORMAT, "settings": settings, "level": level, "multiplicities": mult, "max_jets": int(max_jets),
             "selection": sel, "transform": transform.state(), "fractions": fractions, "flavours": lepton_flavours(tr_ev, mult),
             "n_train": counts, "fingerprint": fingerprint, "train_data": str(train_data)}
-    resumed = False
-    if last_path.exists():
-        try:
-            last = torch.load(last_path, map_location=dev, weights_only=False)
-            ok = all(last.get(key) == info[key] for key in ("format", "settings", "fingerprint", "multiplicities", "level"))
-        except Exception as exc:  # corrupt partial file: start afresh
-            log.warning("ignoring unreadable %s (%s)", last_path, exc)
-            ok = False
-        if ok:
-            model.load_state_dict(last["model"])
-            opt.load_state_dict(last["optimizer"])
-            best_state, state = last["best_model"], last["state"]
-            torch.set_rng_state(last["rng"])
-            resumed = True
-            log.info("train_generator: resuming from %s at epoch %d", last_path, state["epoch"])
-        else:
-            log.warning("train_generator: %s does not match these settings/data; starting afresh", last_path)
-
-    epochs, bs = int(settings["epochs"]), int(settings["batch_size"])
-    budget = 60.0 * float(settings["max_minutes"])
+    trainer = Trainer("train_generator", model, opt, settings, info, checkpoint,
+                      match=("format", "settings", "fingerprint", "multiplicities", "level"), seed=seed, log=log,
+                      log_every=log_every, save_every=save_every)
     n_train, kl_weight = len(k_tr), float(settings["kl_weight"])
-    gen = torch.Generator(device="cpu").manual_seed(int(seed) + state["epoch"])
-    t_start = time.perf_counter() - state["elapsed"]
-    t_log = t_save = time.perf_counter()
-    stop_reason = "epochs"
 
-    def save_last() -> None:
-        state["elapsed"] = time.perf_counter() - t_start
-        _save_atomic({**info, "model": model.state_dict(), "optimizer": opt.state_dict(), "best_model": best_state,
-                      "state": state, "rng": torch.get_rng_state()}, last_path)
+    def batch_loss(idx: torch.Tensor) -> torch.Tensor:
+        loss = (model.loss(x_tr[idx], k_tr[idx]) * w_tr[idx]).mean()
+        if model.bayesian:
+            loss = loss + kl_weight * model.kl().to(loss.device) / n_train
+        return loss
 
-    model.train()
-    while state["epoch"] < epochs:
-        if time.perf_counter() - t_start > budget:
-            stop_reason = "max_minutes"
-            break
-        if state["epoch"] > 0 and state["bad"] >= int(settings["patience"]):
-            stop_reason = "early_stopping"
-            break
-        perm = torch.randperm(n_train, generator=gen).to(dev)
-        total, count = 0.0, 0
-        n_batches = max(1, n_train // bs)
-        for b in range(n_batches):
-            progress = max((state["epoch"] + b / n_batches) / epochs, (time.perf_counter() - t_start) / budget)
-            for g in opt.param_groups:
-                g["lr"] = schedule(settings, progress)
-            idx = perm[b * bs:(b + 1) * bs]
-            loss = (model.loss(x_tr[idx], k_tr[idx]) * w_tr[idx]).mean()
-            if model.bayesian:
-                loss = loss + kl_weight * model.kl().to(loss.device) / n_train
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += float(loss.detach()) * len(idx)
-            count += len(idx)
-        state["epoch"] += 1
-        val = validation_loss(model, x_va, k_va, w_va)
-        state["history"].append([state["epoch"], total / max(count, 1), val])
-        if val < state["best_val"]:
-            state["best_val"], state["best_epoch"], state["bad"] = val, state["epoch"], 0
-            best_state = copy.deepcopy(model.state_dict())
-        else:
-            state["bad"] += 1
-        now = time.perf_counter()
-        if now - t_log >= log_every:
-            t_log = now
-            log.info("train_generator: epoch %d/%d, train loss %.4f, val loss %.4f (best %.4f @ %d), lr %.2e, %.0f events/s",
-                     state["epoch"], epochs, total / max(count, 1), val, state["best_val"], state["best_epoch"],
-                     opt.param_groups[0]["lr"], state["epoch"] * n_batches * bs / max(now - t_start, 1e-9))
-        if now - t_save >= save_every:
-            save_last()
-            t_save = time.perf_counter()
-    minutes = (time.perf_counter() - t_start) / 60.0
-    with staged_outputs(checkpoint) as (tmp,):
-        torch.save({**info, "model": best_state, "epoch": state["epoch"], "best_epoch": state["best_epoch"],
-                    "best_val_loss": state["best_val"], "history": state["history"]}, tmp)
-    last_path.unlink(missing_ok=True)
+    all_events = torch.arange(n_train)
+    stop_reason = trainer.run(lambda: all_events, batch_loss, lambda: validation_loss(model, x_va, k_va, w_va))
+    state = trainer.state
+    minutes = trainer.finish()
     summary = {
         "family": settings["family"], "epochs_run": state["epoch"], "best_epoch": state["best_epoch"],
         "best_val_loss": state["best_val"], "stop_reason": stop_reason, "train_minutes": minutes, "n_params": n_params,
         "n_train": counts, "n_val": {m: int((va_ev.n_jets == m).sum()) for m in mult}, "device": str(dev),
-        "resumed": resumed, "settings": settings,
+        "resumed": trainer.resumed, "settings": settings,
     }
     log.info("train_generator (%s): %d epochs in %.2f min (%s), best val loss %.4f", settings["family"], state["epoch"], minutes,
              stop_reason, state["best_val"])
