@@ -33,7 +33,7 @@ from .integrator import (CheckedIntegrand, draw, flat_sampler, load_integrator, 
                          train_madnis, train_vegas)
 from .reference import pythia_cross_section
 from .surrogate import stage_two_ratio, surrogate_matrix_element
-from .weights import REPLICAS, accept, summarize, truncated_maximum
+from .weights import REPLICAS, accept, stratified_estimate, summarize, truncated_maximum
 
 log = logging.getLogger("lhcchain.madnis")
 
@@ -75,6 +75,8 @@ def integrate(spec: Mapping[str, Any], settings: Mapping[str, Any], evaluation: 
     flat = flat_sampler(function, settings, seed + 2)
     start = time.perf_counter()
     samples["flat"] = draw(flat, n, batch, mode="uniform")
+    # flat sampling spends the calls the others train with on more points (in the cross-section only)
+    extra = draw(flat, summary["train_calls"], batch, mode="uniform") if summary["train_calls"] else None
     results["flat"] = {"train_calls": 0, "train_time_s": 0.0, "eval_time_s": time.perf_counter() - start}
 
     for method in METHODS:
@@ -83,6 +85,12 @@ def integrate(spec: Mapping[str, Any], settings: Mapping[str, Any], evaluation: 
         r.update(summarize(s.weights.cpu().numpy(), s.channels.cpu().numpy(), eps).as_dict())
         r["n_calls"] = r["train_calls"] + r.pop("n_calls")
         r["eval_calls"] = n
+        if method == "flat" and extra is not None:
+            w_all = np.concatenate([s.weights.cpu().numpy(), extra.weights.cpu().numpy()])
+            r["cross_section"], r["error"] = stratified_estimate(w_all, np.concatenate(
+                [s.channels.cpu().numpy(), extra.channels.cpu().numpy()]))
+            r["n_calls"] = r["eval_calls"] = w_all.size
+            r["rel_stddev"] = r["error"] * math.sqrt(w_all.size) / r["cross_section"]
         r["wall_time_s"] = r["train_time_s"] + r["eval_time_s"]
         log.info("madnis: %-6s sigma = %.6g +- %.3g pb, rel. std %.4g, unweighting efficiency %.4g, %d calls, %.1f s",
                  method, r["cross_section"], r["error"], r["rel_stddev"], r["unweighting_efficiency"], r["n_calls"],
@@ -101,6 +109,8 @@ def integrate(spec: Mapping[str, Any], settings: Mapping[str, Any], evaluation: 
                   "vegas_flat": _pull(v, results["flat"])},
         "channels": _channel_table(process, samples["madnis"]),
         "settings": settings,
+        "calls": f"equal integrand calls: MadNIS and VEGAS train, then evaluate {n} points; flat sampling evaluates "
+                 f"all its calls (cross-section, error, rel_stddev) and its unweighting figures come from the first {n}",
         "w_max": f"unweighting_efficiency: <w>/w_max with w_max the median over {REPLICAS} bootstrap replicas of the "
                  f"maximum of {n} weights (madnis.integrator.unweighting_metrics, arXiv:2001.10028); "
                  f"*_truncated: w_max such that overweights carry at most epsilon = {eps} of the cross-section",

@@ -79,8 +79,8 @@ class WeightSummary:
         return asdict(self)
 
 
-def summarize(weights: np.ndarray, channels: np.ndarray | None, epsilon: float) -> WeightSummary:
-    """:class:`WeightSummary` of ``weights`` (one per call, pb) drawn in ``channels`` (module doc)."""
+def stratified_estimate(weights: np.ndarray, channels: np.ndarray | None) -> tuple[float, float]:
+    """Cross-section and error of ``weights`` (pb) drawn in ``channels``, stratified (module doc)."""
     w = np.asarray(weights, dtype=np.float64)
     n = w.size
     if n < 2:
@@ -92,7 +92,14 @@ def summarize(weights: np.ndarray, channels: np.ndarray | None, epsilon: float) 
         frac = wc.size / n
         sigma += frac * wc.mean()
         var += frac**2 * (wc.var(ddof=1) if wc.size > 1 else 0.0) / wc.size
-    error = math.sqrt(var)
+    return float(sigma), math.sqrt(var)
+
+
+def summarize(weights: np.ndarray, channels: np.ndarray | None, epsilon: float) -> WeightSummary:
+    """:class:`WeightSummary` of ``weights`` (one per call, pb) drawn in ``channels`` (module doc)."""
+    w = np.asarray(weights, dtype=np.float64)
+    n = w.size
+    sigma, error = stratified_estimate(w, channels)
     w_max = truncated_maximum(w, epsilon)
     positive = w[w > 0]
     total = positive.sum()
