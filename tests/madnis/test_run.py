@@ -1,0 +1,254 @@
+"""Stage entry points (:mod:`lhcchain.madnis.run`): ``integrate`` (MadNIS against VEGAS and flat, with
+the Pythia reference) and ``unweight`` (exact and surrogate-accelerated), the two-sample comparison
+and the Pythia cross-section (:mod:`lhcchain.madnis.reference`)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+
+import numpy as np
+import pyarrow.parquet as pq
+import pylhe
+import pytest
+import torch
+from scipy import stats
+
+from lhcchain.errors import InputError
+from lhcchain.madnis import run
+from lhcchain.madnis.integrator import load_integrator
+from lhcchain.madnis.reference import pythia_cross_section
+
+from .conftest import msq
+
+# the madnis block of config/test.yaml, with fewer steps and calls
+TRAINING = {"flow": {"layers": 2, "units": 16, "bins": 8}, "vegas": {"iterations": 2, "samples_per_channel": 300},
+            "steps": 10, "batch_size": 256, "minimum_buffer_size": 256, "max_minutes": 1.0}
+EVALUATION = {"n_calls": 4000, "batch_size": 2000, "epsilon": 1e-3}
+REFERENCE = {"n_events": 300}
+EVENTS = {"n_events": 400, "calibration_calls": 3000, "batch_size": 1000, "epsilon": 1e-3, "max_calls": 200_000}
+METHODS = {"madnis", "vegas", "flat"}
+M_Z = 91.1876
+PNG = b"\x89PNG"
+
+
+def _unweight_outputs(folder) -> dict[str, object]:
+    return {"lhe": folder / "events.lhe", "parquet": folder / "events.parquet", "metrics": folder / "events.json",
+            "distributions": folder / "distributions.png"}
+
+
+@pytest.fixture(scope="module")
+def integrated(dy_spec, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("madnis_integrate")
+    outputs = {"checkpoint": folder / "integrator.pt", "metrics": folder / "metrics.json",
+               "weights": folder / "weights.png", "channels": folder / "channels.png"}
+    metrics = run.integrate(dy_spec, TRAINING, EVALUATION, REFERENCE, outputs, device="cpu", threads=1, seed=3)
+    return metrics, outputs
+
+
+@pytest.fixture(scope="module")
+def unweighted(integrated, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("madnis_unweight")
+    outputs = _unweight_outputs(folder)
+    metrics = run.unweight(str(integrated[1]["checkpoint"]), EVENTS, outputs, device="cpu", threads=1, seed=4)
+    return metrics, outputs
+
+
+# ----------------------------------------------------------------------------- integrate
+
+
+def test_integrate_metrics(integrated, dy_spec):
+    metrics, outputs = integrated
+    on_disk = json.loads(outputs["metrics"].read_text())
+    assert on_disk["methods"].keys() == METHODS and on_disk["process"] == dy_spec["process"]
+    assert on_disk["methods"]["madnis"]["cross_section"] == pytest.approx(metrics["methods"]["madnis"]["cross_section"])
+    m = on_disk["methods"]
+    n_channels = len(on_disk["channels"])
+    for method, r in m.items():
+        # flat sampling evaluates the calls the others spend on training too
+        assert r["eval_calls"] == (m["madnis"]["n_calls"] if method == "flat" else EVALUATION["n_calls"])
+        assert r["n_calls"] == r["train_calls"] + r["eval_calls"]
+        assert r["cross_section"] > 0 and 0 < r["error"] < 0.1 * r["cross_section"]
+        assert r["rel_stddev"] == pytest.approx(r["error"] * math.sqrt(r["eval_calls"]) / r["cross_section"], rel=1e-9)
+        assert 0 < r["unweighting_efficiency"] <= 1 and 0 < r["unweighting_efficiency_truncated"] <= 1
+        assert r["truncated_fraction"] <= EVALUATION["epsilon"] * (1 + 1e-9)
+    # MadNIS and VEGAS spend the same calls (VEGAS to within the channel count); flat trains nothing
+    assert abs(m["madnis"]["n_calls"] - m["vegas"]["n_calls"]) < 2 * n_channels
+    online = m["madnis"]["train_calls"] - TRAINING["vegas"]["iterations"] * TRAINING["vegas"]["samples_per_channel"] * n_channels
+    assert online > 0 and online % TRAINING["batch_size"] == 0  # VEGAS pre-training + whole online batches
+    assert m["flat"]["train_calls"] == 0 and m["madnis"]["train_steps"] == TRAINING["steps"]
+    # the three estimates agree; the recorded pulls are (a - b) / hypot(err_a, err_b)
+    for pair, pull in on_disk["pulls"].items():
+        a, b = (m[k] for k in pair.split("_"))
+        assert pull == pytest.approx((a["cross_section"] - b["cross_section"]) / math.hypot(a["error"], b["error"]))
+        assert abs(pull) < 5
+    assert m["madnis"]["rel_stddev"] < m["flat"]["rel_stddev"]
+    assert on_disk["ratios"]["rel_stddev_madnis_over_flat"] == pytest.approx(m["madnis"]["rel_stddev"] / m["flat"]["rel_stddev"])
+    # channel table: call fractions and mean channel weights sum to 1, per-channel cross-sections to sigma
+    table = on_disk["channels"]
+    assert list(table) == ["photon", "Z", "Zprime"]
+    assert sum(c["call_fraction"] for c in table.values()) == pytest.approx(1.0)
+    assert sum(c["prior_alpha"] for c in table.values()) == pytest.approx(1.0)
+    assert sum(c["learned_alpha"] for c in table.values()) == pytest.approx(1.0)
+    assert sum(c["cross_section"] for c in table.values()) == pytest.approx(m["madnis"]["cross_section"], rel=1e-9)
+    assert max(table, key=lambda c: table[c]["cross_section"]) == "Z"
+    # Pythia's cross-section of the same process agrees
+    py = on_disk["pythia"]
+    assert py["cross_section"] > 0 and py["error"] > 0
+    assert abs(py["madnis_over_pythia"] - 1) < 5 * py["ratio_error"]
+    assert on_disk["settings"]["steps"] == TRAINING["steps"] and on_disk["settings"]["lr"] == 1e-3
+
+
+def test_integrate_plots_and_checkpoint(integrated):
+    metrics, outputs = integrated
+    for key in ("weights", "channels"):
+        data = outputs[key].read_bytes()
+        assert data[:4] == PNG and len(data) > 5000
+    integrator, function, payload = load_integrator(str(outputs["checkpoint"]), "cpu", 1)
+    assert payload["settings"] == metrics["settings"] and "loss" not in payload["summary"]
+    assert payload["summary"]["train_calls"] == metrics["methods"]["madnis"]["train_calls"]
+    # the saved integrator reproduces the cross-section
+    torch.manual_seed(0)
+    w = run.draw(integrator, 4000, 2000).weights.numpy()
+    m = metrics["methods"]["madnis"]
+    assert abs(w.mean() - m["cross_section"]) < 5 * math.hypot(w.std() / math.sqrt(w.size), m["error"])
+
+
+def test_integrate_equal_calls_for_all_methods(integrated):
+    m = integrated[0]["methods"]
+    n_channels = len(integrated[0]["channels"])
+    calls = [m[k]["n_calls"] for k in ("madnis", "vegas", "flat")]
+    assert max(calls) - min(calls) < 2 * n_channels
+
+
+# ----------------------------------------------------------------------------- unweight
+
+
+def test_unweight_outputs(unweighted, integrated):
+    metrics, outputs = unweighted
+    n = EVENTS["n_events"]
+    on_disk = json.loads(outputs["metrics"].read_text())
+    assert on_disk["n_events"] == n and "surrogate" not in on_disk
+    exact = on_disk["exact"]
+    assert exact["accepted"] >= n and exact["calls"] % EVENTS["batch_size"] == 0
+    assert exact["efficiency"] == pytest.approx(exact["accepted"] / exact["calls"])
+    assert 0 < exact["efficiency"] <= 1 and exact["time_per_event_s"] > 0
+    m = integrated[0]["methods"]["madnis"]
+    assert abs(on_disk["cross_section"] - m["cross_section"]) < 5 * math.hypot(on_disk["error"], m["error"])
+    assert pylhe.LHEFile.count_events(str(outputs["lhe"])) == n
+    table = pq.read_table(outputs["parquet"])
+    assert table.num_rows == n
+    meta = {k.decode(): v.decode() for k, v in table.schema.metadata.items()}
+    assert meta["process"] == "drell_yan" and float(meta["cross_section_pb"]) == pytest.approx(on_disk["cross_section"])
+    assert np.allclose(table.column("weight").to_numpy(), on_disk["cross_section"] / n)
+    assert outputs["distributions"].read_bytes()[:4] == PNG
+
+
+def test_unweighted_events_follow_the_cross_section(unweighted, dy_process):
+    """The fraction of unweighted events in the Z window |m_ll - M_Z| < 10 GeV is the fraction of the
+    cross-section there, from plain Monte Carlo of the process (no MadNIS)."""
+    data = pq.read_table(unweighted[1]["parquet"]).to_pandas()
+    p = np.stack([data[[f"e_{i}", f"px_{i}", f"py_{i}", f"pz_{i}"]].to_numpy() for i in (2, 3)], 1)
+    m_ll = np.sqrt(msq(p[:, 0] + p[:, 1]))
+    n, k = len(m_ll), int((np.abs(m_ll - M_Z) < 10).sum())
+
+    def window(momenta):
+        mass = torch.sqrt(((momenta[:, 2] + momenta[:, 3]) ** 2 * torch.tensor([1.0, -1, -1, -1])).sum(-1))
+        return ((mass - M_Z).abs() < 10).to(momenta.dtype)
+
+    total, total_err = dy_process.cross_section(30_000, seed=5)
+    inside, inside_err = dy_process.cross_section(30_000, seed=5, weight_function=window)
+    f = inside / total
+    f_err = f * math.hypot(inside_err / inside, total_err / total)
+    assert 0.3 < f < 0.99
+    assert abs(k - n * f) < 5 * math.sqrt(n * f * (1 - f) + (n * f_err) ** 2)
+
+
+def test_unweight_needs_enough_calls(integrated, tmp_path):
+    settings = {**EVENTS, "n_events": 100_000, "calibration_calls": 1000, "max_calls": 1000}
+    with pytest.raises(InputError, match="max_calls"):
+        run.unweight(str(integrated[1]["checkpoint"]), settings, _unweight_outputs(tmp_path), device="cpu", threads=1)
+    assert not (tmp_path / "events.lhe").exists()
+
+
+def test_surrogate_unweighting(gg3g_checkpoint, gg3g_surrogate, tmp_path):
+    settings = {"n_events": 50, "calibration_calls": 2000, "batch_size": 1000, "epsilon": 1e-3, "max_calls": 400_000}
+    outputs = _unweight_outputs(tmp_path)
+    metrics = run.unweight(str(gg3g_checkpoint), settings, outputs, surrogate=str(gg3g_surrogate), device="cpu",
+                           threads=1, seed=6)
+    on_disk = json.loads(outputs["metrics"].read_text())
+    s, exact = on_disk["surrogate"], on_disk["exact"]
+    assert s == json.loads(json.dumps(metrics["surrogate"]))
+    assert s["accepted"] >= settings["n_events"] and 0 < s["exact_calls"] < s["calls"] <= settings["max_calls"]
+    assert s["stage1_efficiency"] == pytest.approx(s["exact_calls"] / s["calls"])
+    assert s["stage2_efficiency"] == pytest.approx(s["accepted"] / s["exact_calls"])
+    assert s["w_s_max"] > 0 and s["u_max"] > 0
+    assert s["time_per_event_s"] == pytest.approx(s["time_s"] / s["accepted"])
+    assert math.isfinite(s["gain"]) and s["gain"] > 0
+    assert s["gain"] == pytest.approx(exact["time_per_event_s"] / s["time_per_event_s"])
+    # the two-stage estimate of the cross-section is unbiased: it agrees with the exact one
+    assert abs(s["cross_section"] / on_disk["cross_section"] - 1) < 0.5
+    # the surrogate-unweighted events follow the exact ones
+    assert set(s["agreement"]) == {"p_T,1 [GeV]", "p_T,2 [GeV]", "p_T,3 [GeV]", "eta_1", "eta_2", "eta_3", "m_12 [GeV]"}
+    assert all(0 <= v["p_value"] <= 1 for v in s["agreement"].values())
+    assert min(v["p_value"] for v in s["agreement"].values()) > 1e-4
+    assert pylhe.LHEFile.count_events(str(outputs["lhe"])) == settings["n_events"]
+    assert pq.read_table(outputs["parquet"]).num_rows == settings["n_events"]
+
+
+# ----------------------------------------------------------------------------- compare_samples
+
+
+def _samples(rng, n, shift=0.0):
+    return {"x": rng.normal(shift, 1.0, n), "y": rng.exponential(1.0 + shift, n)}
+
+
+def test_compare_samples_same_and_shifted():
+    rng = np.random.default_rng(9)
+    a, b = _samples(rng, 5000), _samples(rng, 5000)
+    same = run.compare_samples(a, b)
+    assert set(same) == {"x", "y"}
+    assert all(v["p_value"] > 1e-3 and v["ndf"] == 19 for v in same.values())
+    shifted = run.compare_samples(a, _samples(rng, 5000, shift=0.2))
+    assert all(v["p_value"] < 1e-6 for v in shifted.values())
+
+
+def test_compare_samples_chi2_is_pearsons():
+    """For equal sample sizes the statistic is Pearson's chi^2 of the 2 x bins contingency table."""
+    rng = np.random.default_rng(10)
+    a, b = _samples(rng, 2000), _samples(rng, 2000, shift=0.05)
+    result = run.compare_samples(a, b, bins=15)
+    for key in a:
+        edges = np.quantile(np.concatenate([a[key], b[key]]), np.linspace(0, 1, 16))
+        table = np.stack([np.histogram(a[key], edges)[0], np.histogram(b[key], edges)[0]])
+        chi2, p, dof, _ = stats.chi2_contingency(table, correction=False)
+        assert result[key]["chi2"] == pytest.approx(chi2, rel=1e-9)
+        assert result[key]["ndf"] == dof and result[key]["p_value"] == pytest.approx(p, rel=1e-6)
+
+
+def test_compare_samples_p_values_are_uniform():
+    rng = np.random.default_rng(11)
+    p = [v["p_value"] for _ in range(150) for v in run.compare_samples(_samples(rng, 800), _samples(rng, 1200)).values()]
+    assert stats.kstest(p, "uniform").pvalue > 1e-3
+
+
+# ----------------------------------------------------------------------------- Pythia reference
+
+
+def test_pythia_reference_rejects_bad_lines():
+    with pytest.raises(InputError, match="Foo:bar = on"):
+        pythia_cross_section(["Foo:bar = on"], 13000.0, None, 10, 1)
+
+
+def test_pythia_reference_cross_section(dy_spec, dy_process):
+    sigma, error = pythia_cross_section(dy_spec["pythia"], dy_process.sqrt_s, str(dy_process.pdf.path), 200, 2)
+    assert sigma > 0 and 0 < error < 0.3 * sigma
+    ours, ours_err = dy_process.cross_section(20_000, seed=6)
+    assert abs(sigma - ours) < 5 * math.hypot(error, ours_err)
+
+
+def test_pythia_reference_bad_pdf(dy_spec):
+    spec = copy.deepcopy(dy_spec)
+    with pytest.raises(InputError):
+        pythia_cross_section(spec["pythia"], 13000.0, "/nonexistent/pdf.dat", 10, 1)
