@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from lhcchain.amplitudes.data import make_dataset
 from lhcchain.physics import get_process
+
+from ..conftest import torch_threads
 
 SPLIT = {"train": 0.7, "val": 0.15, "test": 0.15}
 
 
 @pytest.fixture(autouse=True, scope="module")
 def two_threads():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(min(2, threads))
-    yield
-    torch.set_num_threads(threads)
+    with torch_threads(2):
+        yield
 
 
 @pytest.fixture(scope="session")

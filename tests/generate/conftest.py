@@ -13,7 +13,6 @@ from pathlib import Path
 import awkward as ak
 import numpy as np
 import pytest
-import torch
 import uproot
 import yaml
 
@@ -21,16 +20,16 @@ import lhcchain.prepare.run as prepare_run
 from lhcchain.prepare.run import output_paths, prepare
 from lhcchain.simulate.run import branch_types
 
+from ..conftest import torch_threads
+
 ROOT = Path(__file__).resolve().parents[2]
 N_EVENTS = 6000
 
 
 @pytest.fixture(autouse=True, scope="module")
 def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    with torch_threads(1):
+        yield
 
 
 def synthetic_nanoaod(path: Path, n: int, seed: int) -> None:

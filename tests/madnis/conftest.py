@@ -20,6 +20,8 @@ from lhcchain.madnis.integrator import CheckedIntegrand, resolve_settings, save_
 from lhcchain.physics.process import Process
 from lhcchain.physics.processes import build_process
 
+from ..conftest import torch_threads
+
 ROOT = Path(__file__).resolve().parents[2]
 CPU = torch.device("cpu")
 TINY: dict[str, Any] = {"steps": 5, "batch_size": 256, "vegas": {"iterations": 2, "samples_per_channel": 200},
@@ -47,10 +49,8 @@ class Trained(NamedTuple):
 @pytest.fixture(autouse=True, scope="package")
 def single_thread():
     """One torch intra-op thread for the MadNIS tests (restored afterwards)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    with torch_threads(1):
+        yield
 
 
 @pytest.fixture(scope="package")

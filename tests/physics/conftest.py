@@ -14,14 +14,14 @@ import math
 import pytest
 import torch
 
+from ..conftest import torch_threads
+
 
 @pytest.fixture(autouse=True, scope="module")
 def single_thread():
     """One intra-op thread for the module, restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    with torch_threads(1):
+        yield
 
 
 def msq(p: torch.Tensor) -> torch.Tensor:
