@@ -23,7 +23,8 @@ Settings (``DEFAULTS`` fills what is missing):
 Baselines at the same number of integrand calls: VEGAS trains its per-channel grids with as many
 calls as MadNIS's pre-training and online training together; flat sampling is the process's channel
 mappings with the prior channel weights and uniform random numbers (no adaptation, calls split
-evenly over the channels). All three are sampled through MadNIS's own classes, so weights,
+evenly over the channels), which spends the calls the others train with on more evaluation points
+(:func:`lhcchain.madnis.run.integrate`). All three are sampled through MadNIS's own classes, so weights,
 channel allocation and normalisation follow one convention (:mod:`.weights`).
 """
 

@@ -170,20 +170,37 @@ def _plot_channels(table: Mapping[str, Mapping[str, float]], path, name: str) ->
 # ------------------------------------------------------------------ unweighted events
 
 
+PROGRESS_EVERY = 30.0
+"""Seconds between progress lines of the unweighting loops."""
+
+
 def _unweight_loop(integrator, n_events: int, batch: int, max_calls: int, w_max: float,
-                   rng: np.random.Generator) -> tuple[dict[str, torch.Tensor], int, int, float]:
-    """Draw batches and keep accepted points until ``n_events``: ``(points, calls, accepted, seconds)``."""
+                   rng: np.random.Generator, name: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Draw batches and keep accepted points until ``n_events``: the points, and the calls, accepted
+    events and seconds with the overweights of all drawn weights (fraction of the non-zero weights
+    above ``w_max``, and the fraction of their sum that lies above it)."""
     kept: dict[str, list[torch.Tensor]] = {"x": [], "channels": []}
-    calls, have, start = 0, 0, time.perf_counter()
+    calls, have, start, last = 0, 0, time.perf_counter(), time.perf_counter()
+    total, excess, nonzero, over = 0.0, 0.0, 0, 0
     while have < n_events and calls < max_calls:
         s = draw(integrator, batch, batch)
         calls += batch
-        ok = torch.from_numpy(accept(s.weights.cpu().numpy(), w_max, rng))
+        w = s.weights.cpu().numpy()
+        total, excess = total + w.sum(), excess + np.clip(w - w_max, 0, None).sum()
+        nonzero, over = nonzero + int((w > 0).sum()), over + int((w > w_max).sum())
+        ok = torch.from_numpy(accept(w, w_max, rng))
         kept["x"].append(s.x[ok.to(s.x.device)])
         kept["channels"].append(s.channels[ok.to(s.x.device)])
         have += int(ok.sum())
+        if time.perf_counter() - last > PROGRESS_EVERY:
+            last = time.perf_counter()
+            log.info("madnis: unweighting %s: %d of %d events from %d calls, %.0f s", name, have, n_events, calls,
+                     last - start)
     out = {k: torch.cat(v)[:n_events] for k, v in kept.items()}
-    return out, calls, have, time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    return out, {"calls": calls, "accepted": have, "time_s": seconds, "efficiency": have / calls,
+                 "time_per_event_s": seconds / max(have, 1), "overweight_fraction": over / max(nonzero, 1),
+                 "truncated_fraction": excess / total if total > 0 else 0.0}
 
 
 def _surrogate_loop(integrator, exact: CheckedIntegrand, n_events: int, batch: int, max_calls: int,
@@ -192,7 +209,7 @@ def _surrogate_loop(integrator, exact: CheckedIntegrand, n_events: int, batch: i
     ``integrator``: ``(points with u, calls, exact calls, seconds)``."""
     kept: dict[str, list] = {"x": [], "channels": [], "u": []}
     calls, exact_calls, have, start = 0, 0, 0, time.perf_counter()
-    stage1_sum = 0.0
+    stage1_sum, last = 0.0, start
     while have < n_events and calls < max_calls:
         s = draw(integrator, batch, batch)
         calls += batch
@@ -209,6 +226,10 @@ def _surrogate_loop(integrator, exact: CheckedIntegrand, n_events: int, batch: i
         kept["channels"].append(ch[ok2])
         kept["u"].append(u)
         have += int(ok2.sum())
+        if time.perf_counter() - last > PROGRESS_EVERY:
+            last = time.perf_counter()
+            log.info("madnis: surrogate unweighting: %d of %d events from %d calls, %.0f s", have, n_events, calls,
+                     last - start)
     out = {"x": torch.cat(kept["x"])[:n_events], "channels": torch.cat(kept["channels"])[:n_events],
            "u": np.concatenate(kept["u"]), "sigma": stage1_sum * w_s_max / calls, "accepted": have}
     return out, calls, exact_calls, time.perf_counter() - start
@@ -261,7 +282,8 @@ def unweight(checkpoint: str, settings: Mapping[str, Any], outputs: Mapping[str,
 
     calib = draw(integrator, int(settings["calibration_calls"]), batch)
     w_max = truncated_maximum(calib.weights.cpu().numpy(), eps)
-    points, calls, accepted, seconds = _unweight_loop(integrator, n_events, batch, max_calls, w_max, rng)
+    points, exact_run = _unweight_loop(integrator, n_events, batch, max_calls, w_max, rng, process.name)
+    calls, accepted, seconds = exact_run["calls"], exact_run["accepted"], exact_run["time_s"]
     n_got = points["x"].shape[0]
     if n_got < n_events:
         raise InputError(f"process {process.name!r}: only {n_got} of {n_events} events after {calls} calls "
@@ -273,8 +295,7 @@ def unweight(checkpoint: str, settings: Mapping[str, Any], outputs: Mapping[str,
         "cross_section": summary.cross_section,
         "error": summary.error,
         "w_max": w_max,
-        "exact": {"calls": calls, "accepted": accepted, "time_s": seconds, "efficiency": accepted / calls,
-                  "time_per_event_s": seconds / accepted},
+        "exact": exact_run,
     }
     kin = event_momenta(process, points["x"], points["channels"])
     subs = draw_subprocesses(process, kin, rng)

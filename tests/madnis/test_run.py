@@ -134,6 +134,10 @@ def test_unweight_outputs(unweighted, integrated):
     assert exact["accepted"] >= n and exact["calls"] % EVENTS["batch_size"] == 0
     assert exact["efficiency"] == pytest.approx(exact["accepted"] / exact["calls"])
     assert 0 < exact["efficiency"] <= 1 and exact["time_per_event_s"] > 0
+    # overweights of the production sample, against w_max fixed on the calibration sample: a few
+    # per mille of the weights, carrying about epsilon of their sum (not exactly: another sample)
+    assert 0 <= exact["overweight_fraction"] < 0.02
+    assert 0 <= exact["truncated_fraction"] < 20 * EVENTS["epsilon"]
     m = integrated[0]["methods"]["madnis"]
     assert abs(on_disk["cross_section"] - m["cross_section"]) < 5 * math.hypot(on_disk["error"], m["error"])
     assert pylhe.LHEFile.count_events(str(outputs["lhe"])) == n
