@@ -116,7 +116,7 @@ def test_end_to_end_outputs(e2e: Path) -> None:
     assert set(gen["multiplicities"]) == {"1", "2"}
     assert 0.0 <= gen["multiplicities"]["1"]["classifier_auc"] <= 1.0  # 2 jets: too few test events for a classifier
     generated = pd.read_parquet(e2e / "results/generate/cfm/events.parquet")
-    assert len(generated) > 0 and {"parton_mll", "parton_j1_pt", "n_jets"} <= set(generated.columns)
+    assert len(generated) > 0 and {"parton_mll", "parton_j1_pt", "parton_n_jets"} <= set(generated.columns)
     default = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
     for name in default["madnis"]["processes"]:
         d = e2e / f"results/madnis/{name}"
