@@ -6,7 +6,9 @@
   in bins of ``ln A_true``.
 * Pulls in log-amplitude space: ``t = (ln A_NN - ln A_true) / sigma`` for ``sigma_syst``,
   ``sigma_stat`` (Bayesian/ensemble only) and ``sigma_tot``; mean and standard deviation (a calibrated
-  uncertainty gives a unit Gaussian: mean 0, std 1); figure ``pulls`` overlays them with ``N(0, 1)``.
+  uncertainty gives a unit Gaussian: mean 0, std 1), with the surrogate's validation-set calibration
+  ``sigma_scale`` applied (reported; pulls without it are the reported ones times it); figure
+  ``pulls`` overlays them with ``N(0, 1)``.
 * Speed: surrogate evaluations/s (``Surrogate.__call__`` on ``n_timing`` test momenta: features +
   network) and, when ``process`` is given, the exact amplitude on the same points in the same run;
   ``speedup = surrogate / exact``. Best of ``repeats`` timings each.
@@ -152,6 +154,7 @@ def evaluate(dataset, checkpoint, outputs: Mapping[str, object], *, process=None
         "mean_delta": float(np.mean(delta)),
         "std_delta": float(np.std(delta)),
         "pull_space": "log amplitude",
+        "sigma_scale": surrogate.sigma_scale,
         "median_sigma_syst_rel": float(np.median(syst)),
         "median_sigma_stat_rel": float(np.median(stat)),
         "median_sigma_tot_rel": float(np.median(tot)),

@@ -3,7 +3,9 @@
 ``value`` is ``A_NN = exp(mean ln A)`` in the units and conventions of the dataset's amplitude
 (:func:`lhcchain.amplitudes.features.exact_amplitude`: the bare physics-core ``|M|^2`` for
 single-subprocess processes such as ``gg_3g``); ``sigma`` is its total uncertainty to first order,
-``A_NN * sigma_ln`` with ``sigma_ln = sd_target * sqrt(sigma_syst^2 + sigma_stat^2)``.
+``A_NN * sigma_ln`` with ``sigma_ln = sd_target * sqrt(sigma_syst^2 + sigma_stat^2)``, both
+uncertainties multiplied by the checkpoint's ``sigma_scale`` (validation-set calibration,
+:mod:`.train`; 1 without it).
 :meth:`Surrogate.predict_log` gives the log-space quantities separately. Both follow the dtype and
 device of the input momenta (the network runs in float32 on the surrogate's device).
 
@@ -38,15 +40,17 @@ class Surrogate:
         self.model.load_state_dict(payload["model"])
         self.model.eval()
         self.samples = int(self.settings.get("eval_samples", 20))
+        self.sigma_scale = float(payload.get("sigma_scale", 1.0))
 
     def predict_log(self, momenta: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """``(ln A_NN, sigma_syst_ln, sigma_stat_ln)`` (batch,) in float64 on the surrogate's device."""
+        """``(ln A_NN, sigma_syst_ln, sigma_stat_ln)`` (batch,) in float64 on the surrogate's device,
+        uncertainties calibrated (module doc)."""
         if momenta.ndim != 3 or momenta.shape[1:] != (self.n_legs, 4):
             raise InputError(f"surrogate for {self.process!r} expects momenta of shape (batch, {self.n_legs}, 4), "
                              f"got {tuple(momenta.shape)}")
         x = self.features(momenta.to(self.device))
         mean, syst, stat = predict(self.model, x, self.samples)
-        sd = self.target.std
+        sd = self.target.std * self.sigma_scale
         return self.target.log_amplitude(mean), syst.to(torch.float64) * sd, stat.to(torch.float64) * sd
 
     def __call__(self, momenta: Tensor) -> tuple[Tensor, Tensor]:

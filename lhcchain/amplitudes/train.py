@@ -4,11 +4,18 @@ Settings (``DEFAULTS`` fills what is missing): ``features``, ``network``, ``hidd
 ``uncertainty``, ``ensemble_size``, ``sort_legs`` (canonical order of identical legs, :mod:`.features`), ``kl_weight``, ``repulsion`` (see :mod:`.networks`); ``epochs``,
 ``batch_size``, ``lr`` (peak AdamW learning rate), ``lr_min_factor`` (final lr / peak), ``warmup``
 (fraction of the run with a linear warm-up), ``weight_decay``, ``patience``, ``max_minutes``,
-``boosting``, ``eval_samples`` (weight samples of a Bayesian net at evaluation).
+``boosting``, ``eval_samples`` (weight samples of a Bayesian net at evaluation), ``calibrate_sigma``.
 
 Learning-rate schedule, early stopping and the resumable loop: :mod:`lhcchain.training`. Loss:
 heteroscedastic Gaussian NLL of the standardised log-amplitude (+ KL / N_train for Bayesian nets,
 + repulsion for repulsive ensembles). Validation loss: the same NLL, Bayesian nets at their mean weights.
+
+Uncertainty calibration (``calibrate_sigma``, default on): after training, the best model's total
+pulls ``(mu - y) / sqrt(sigma_syst^2 + sigma_stat^2)`` on the validation set give the factor
+``sigma_scale = sqrt(mean(pull^2))`` (:func:`sigma_scale`), stored in the checkpoint; the surrogate
+multiplies both uncertainties by it, so that validation pulls have unit width. Deep ensembles and
+Bayesian networks otherwise over-cover: each member's ``sigma_syst`` describes a single network's
+error, larger than that of the members' mean. The test set then checks the calibration out of sample.
 
 Boosting (``boosting.mode``): the epochs are split into ``rounds + 1`` equal phases; after each phase
 but the last, points of the (un-boosted) training set are selected by :func:`select_boost` and appended
@@ -64,6 +71,7 @@ DEFAULTS: dict = {
     "patience": 50,
     "max_minutes": 10.0,
     "eval_samples": 20,
+    "calibrate_sigma": True,
     "boosting": {"mode": "none", "threshold": 3.0, "fraction": 0.1, "rounds": 1},
 }
 BOOSTING = ("none", "loss", "performance")
@@ -129,6 +137,13 @@ def predict(model: AmplitudeNet, x: torch.Tensor, samples: int = 20, chunk: int 
         model.set_mode("local")
     model.train(was)
     return tuple(torch.cat([o[i] for o in outs]) for i in range(3))
+
+
+def sigma_scale(model: AmplitudeNet, x: torch.Tensor, y: torch.Tensor, samples: int) -> float:
+    """Root mean square of the total pulls of ``model`` on ``(x, y)`` (module doc)."""
+    mean, syst, stat = predict(model, x, samples)
+    pull = (mean - y) / torch.sqrt(syst**2 + stat**2)
+    return float(pull.double().pow(2).mean().sqrt())
 
 
 @torch.no_grad()
@@ -226,6 +241,9 @@ def train(dataset, checkpoint, settings: Mapping, *, device: str = "auto", threa
     stop_reason = trainer.run(lambda: torch.from_numpy(trainer.state["train_index"]), batch_loss,
                               lambda: _val_loss(model, x_va, y_va), boost_round)
     state = trainer.state
+    model.load_state_dict(trainer.best_state)
+    scale = sigma_scale(model, x_va, y_va, int(settings["eval_samples"])) if settings["calibrate_sigma"] else 1.0
+    trainer.meta["sigma_scale"] = scale
     minutes = trainer.finish()
     summary = {
         "process": attrs.get("process"),
@@ -237,6 +255,7 @@ def train(dataset, checkpoint, settings: Mapping, *, device: str = "auto", threa
         "n_params": n_params,
         "n_train": n_train,
         "n_boosted": int(len(state["train_index"]) - n_train),
+        "sigma_scale": scale,
         "device": str(dev),
         "resumed": trainer.resumed,
         "settings": settings,

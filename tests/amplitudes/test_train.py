@@ -151,12 +151,40 @@ def test_load_surrogate(trained, small_dataset, gg3g):
         load_surrogate(small_dataset[0])
 
 
+def test_sigma_calibration(trained, small_dataset):
+    """The stored sigma_scale is the RMS of the uncalibrated validation pulls (computed here from the
+    surrogate with the scale set to 1); with it the validation pulls have unit RMS, and the test pulls
+    (not used for it) a width near 1."""
+    sur = load_surrogate(trained, device="cpu")
+    stored = sur.sigma_scale
+    assert stored == torch.load(trained, weights_only=False)["sigma_scale"]
+
+    def pulls(part: int) -> np.ndarray:
+        data = read_dataset(small_dataset[0], parts=[part])
+        log_nn, syst, stat = (t.numpy() for t in sur.predict_log(torch.from_numpy(data["momenta"])))
+        return (log_nn - np.log(data["amplitudes"])) / np.hypot(syst, stat)
+
+    sur.sigma_scale = 1.0
+    raw = pulls(1)
+    assert stored == pytest.approx(np.sqrt(np.mean(raw**2)), rel=1e-3)
+    assert stored < 0.9  # an ensemble's summed member sigmas over-cover its mean
+    sur.sigma_scale = stored
+    assert np.sqrt(np.mean(pulls(1) ** 2)) == pytest.approx(1.0, rel=1e-3)
+    assert 0.7 < np.std(pulls(2)) < 1.4
+
+
+def test_no_sigma_calibration(small_dataset, tmp_path):
+    ckpt = tmp_path / "model.pt"
+    summary = train(small_dataset[0], ckpt, {**FAST, "epochs": 2, "calibrate_sigma": False}, device="cpu", threads=2)
+    assert summary["sigma_scale"] == 1.0 and load_surrogate(ckpt, device="cpu").sigma_scale == 1.0
+
+
 def test_evaluate_writes_metrics_and_figures(trained, small_dataset, tmp_path, gg3g):
     outputs = {k: tmp_path / f"{k}.{ext}" for k, ext in (("metrics", "json"), ("accuracy", "png"), ("pulls", "png"))}
     metrics = evaluate(small_dataset[0], trained, outputs, process=gg3g, device="cpu", threads=2, n_timing=300, repeats=1)
     saved = json.loads(outputs["metrics"].read_text())
     for key in ("median_abs_delta", "p99_abs_delta", "mean_delta", "pull_syst_mean", "pull_syst_std", "pull_stat_std",
-                "pull_tot_mean", "pull_tot_std", "surrogate_evals_per_s", "exact_evals_per_s", "speedup"):
+                "pull_tot_mean", "pull_tot_std", "surrogate_evals_per_s", "exact_evals_per_s", "speedup", "sigma_scale"):
         assert saved[key] is not None and np.isfinite(saved[key]), key
     assert saved["median_abs_delta"] <= saved["p99_abs_delta"] and saved["n_test"] == metrics["n_test"]
     for key in ("accuracy", "pulls"):
