@@ -42,7 +42,7 @@ from torch import Tensor
 from ..device import select_device
 from ..errors import InputError
 from .drell_yan import drell_yan_me2_flavours
-from .electroweak import ElectroweakParameters, ZPrimeParameters, alpha_em_pythia, ckm_modulus
+from .electroweak import ElectroweakParameters, ZPrimeParameters, alpha_em_pythia
 from .pdf import GridPDF, load_pdf
 from .phasespace import (
     BreitWigner,
