@@ -104,8 +104,8 @@ class Trainer:
 
     def run(self, indices: Callable[[], torch.Tensor], batch_loss: Callable[[torch.Tensor], torch.Tensor],
             validate: Callable[[], float], after_epoch: Callable[[], bool] | None = None) -> str:
-        """Train until a stop condition (module doc) and return it: ``epochs``, ``max_minutes`` or
-        ``early_stopping``. ``indices()`` gives the (CPU) training indices of the next epoch,
+        """Train until a stop condition (module doc), leave the model at its best weights and return the
+        condition: ``epochs``, ``max_minutes`` or ``early_stopping``. ``indices()`` gives the (CPU) training indices of the next epoch,
         ``batch_loss(idx)`` the loss of a batch, ``validate()`` the validation loss; ``after_epoch()``
         returning True asks for a ``.last`` checkpoint now."""
         s = self.settings
@@ -154,13 +154,13 @@ class Trainer:
             if (after_epoch is not None and after_epoch()) or now - t_save >= self.save_every:
                 self.save_last()
                 t_save = time.perf_counter()
+        self.model.load_state_dict(self.best_state)
         return self.stop_reason
 
     def finish(self) -> float:
-        """Load the best model, write it with the metadata and history to ``checkpoint``, delete the
-        ``.last`` file; returns the training minutes."""
+        """Write the best model with the metadata and history to ``checkpoint``, delete the ``.last``
+        file; returns the training minutes."""
         minutes = self.elapsed / 60.0
-        self.model.load_state_dict(self.best_state)
         with staged_outputs(self.checkpoint) as (tmp,):
             torch.save({**self.meta, "model": self.best_state, "epoch": self.state["epoch"], "best_epoch": self.state["best_epoch"],
                         "best_val_loss": self.state["best_val"], "history": self.state["history"]}, tmp)

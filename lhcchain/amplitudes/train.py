@@ -139,10 +139,17 @@ def predict(model: AmplitudeNet, x: torch.Tensor, samples: int = 20, chunk: int 
     return tuple(torch.cat([o[i] for o in outs]) for i in range(3))
 
 
+def total_pulls(model: AmplitudeNet, x: torch.Tensor, y: torch.Tensor, samples: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``((mu - y) / sigma_tot, sigma_tot)`` of ``model`` at ``(x, y)``, ``sigma_tot^2 = sigma_syst^2 + sigma_stat^2``
+    (standardised log-amplitude, uncalibrated)."""
+    mean, syst, stat = predict(model, x, samples)
+    tot = torch.sqrt(syst**2 + stat**2)
+    return (mean - y) / tot, tot
+
+
 def sigma_scale(model: AmplitudeNet, x: torch.Tensor, y: torch.Tensor, samples: int) -> float:
     """Root mean square of the total pulls of ``model`` on ``(x, y)`` (module doc)."""
-    mean, syst, stat = predict(model, x, samples)
-    pull = (mean - y) / torch.sqrt(syst**2 + stat**2)
+    pull, _ = total_pulls(model, x, y, samples)
     return float(pull.double().pow(2).mean().sqrt())
 
 
@@ -228,20 +235,17 @@ def train(dataset, checkpoint, settings: Mapping, *, device: str = "auto", threa
         """After each phase but the last, repeat the selected points (module doc); True if it did."""
         if not rounds or state["phase"] >= rounds or state["epoch"] < (state["phase"] + 1) * phase_len:
             return False
-        mean, syst, stat = predict(model, x_tr, int(settings["eval_samples"]))
-        tot = torch.sqrt(syst**2 + stat**2)
-        pull = ((mean - y_tr) / tot).cpu().numpy()
-        chosen = select_boost(pull, tot.cpu().numpy(), boost["mode"], float(boost["threshold"]), float(boost["fraction"]))
+        pull, tot = total_pulls(model, x_tr, y_tr, int(settings["eval_samples"]))
+        chosen = select_boost(pull.cpu().numpy(), tot.cpu().numpy(), boost["mode"], float(boost["threshold"]),
+                              float(boost["fraction"]))
         state["train_index"] = np.concatenate([state["train_index"], chosen])
         state["phase"] += 1
         state["bad"] = 0
         log.info("train_amplitude: boosting round %d (%s) repeats %d points", state["phase"], boost["mode"], len(chosen))
         return True
 
-    stop_reason = trainer.run(lambda: torch.from_numpy(trainer.state["train_index"]), batch_loss,
+    stop_reason = trainer.run(lambda: torch.from_numpy(state["train_index"]), batch_loss,
                               lambda: _val_loss(model, x_va, y_va), boost_round)
-    state = trainer.state
-    model.load_state_dict(trainer.best_state)
     scale = sigma_scale(model, x_va, y_va, int(settings["eval_samples"])) if settings["calibrate_sigma"] else 1.0
     trainer.meta["sigma_scale"] = scale
     minutes = trainer.finish()
