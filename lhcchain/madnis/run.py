@@ -33,7 +33,7 @@ from .integrator import (CheckedIntegrand, draw, flat_sampler, load_integrator, 
                          train_madnis, train_vegas)
 from .reference import pythia_cross_section
 from .surrogate import stage_two_ratio, surrogate_matrix_element
-from .weights import REPLICAS, accept, stratified_estimate, summarize, truncated_maximum
+from .weights import REPLICAS, Overweights, accept, stratified_estimate, summarize, truncated_maximum
 
 log = logging.getLogger("lhcchain.madnis")
 
@@ -181,13 +181,12 @@ def _unweight_loop(integrator, n_events: int, batch: int, max_calls: int, w_max:
     above ``w_max``, and the fraction of their sum that lies above it)."""
     kept: dict[str, list[torch.Tensor]] = {"x": [], "channels": []}
     calls, have, start, last = 0, 0, time.perf_counter(), time.perf_counter()
-    total, excess, nonzero, over = 0.0, 0.0, 0, 0
+    tally = Overweights()
     while have < n_events and calls < max_calls:
         s = draw(integrator, batch, batch)
         calls += batch
         w = s.weights.cpu().numpy()
-        total, excess = total + w.sum(), excess + np.clip(w - w_max, 0, None).sum()
-        nonzero, over = nonzero + int((w > 0).sum()), over + int((w > w_max).sum())
+        tally.add(w, w_max)
         ok = torch.from_numpy(accept(w, w_max, rng))
         kept["x"].append(s.x[ok.to(s.x.device)])
         kept["channels"].append(s.channels[ok.to(s.x.device)])
@@ -199,8 +198,8 @@ def _unweight_loop(integrator, n_events: int, batch: int, max_calls: int, w_max:
     out = {k: torch.cat(v)[:n_events] for k, v in kept.items()}
     seconds = time.perf_counter() - start
     return out, {"calls": calls, "accepted": have, "time_s": seconds, "efficiency": have / calls,
-                 "time_per_event_s": seconds / max(have, 1), "overweight_fraction": over / max(nonzero, 1),
-                 "truncated_fraction": excess / total if total > 0 else 0.0}
+                 "time_per_event_s": seconds / max(have, 1), "overweight_fraction": tally.overweight_fraction,
+                 "truncated_fraction": tally.truncated_fraction}
 
 
 def _surrogate_loop(integrator, exact: CheckedIntegrand, n_events: int, batch: int, max_calls: int,

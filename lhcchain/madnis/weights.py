@@ -79,6 +79,33 @@ class WeightSummary:
         return asdict(self)
 
 
+@dataclass
+class Overweights:
+    """Running tally of weights (>= 0, pb) against a threshold ``w_max``, batch by batch."""
+
+    nonzero: int = 0
+    over: int = 0
+    total: float = 0.0
+    excess: float = 0.0
+
+    def add(self, weights: np.ndarray, w_max: float) -> None:
+        w = np.asarray(weights, dtype=np.float64)
+        self.nonzero += int((w > 0).sum())
+        self.over += int((w > w_max).sum())
+        self.total += float(w.sum())
+        self.excess += float(np.clip(w - w_max, 0, None).sum())
+
+    @property
+    def overweight_fraction(self) -> float:
+        """Fraction of the non-zero weights above ``w_max``."""
+        return self.over / self.nonzero if self.nonzero else 0.0
+
+    @property
+    def truncated_fraction(self) -> float:
+        """Fraction of the weights' sum above ``w_max``: ``sum max(w - w_max, 0) / sum w``."""
+        return self.excess / self.total if self.total > 0 else 0.0
+
+
 def stratified_estimate(weights: np.ndarray, channels: np.ndarray | None) -> tuple[float, float]:
     """Cross-section and error of ``weights`` (pb) drawn in ``channels``, stratified (module doc)."""
     w = np.asarray(weights, dtype=np.float64)
@@ -101,8 +128,8 @@ def summarize(weights: np.ndarray, channels: np.ndarray | None, epsilon: float) 
     n = w.size
     sigma, error = stratified_estimate(w, channels)
     w_max = truncated_maximum(w, epsilon)
-    positive = w[w > 0]
-    total = positive.sum()
+    tally = Overweights()
+    tally.add(w, w_max)
     bootstrap = unweighting_metrics(torch.from_numpy(w), replica_count=REPLICAS)
     return WeightSummary(
         cross_section=float(sigma),
@@ -112,9 +139,9 @@ def summarize(weights: np.ndarray, channels: np.ndarray | None, epsilon: float) 
         overweight_rate=bootstrap.over_weight_rate,
         w_max_truncated=w_max,
         unweighting_efficiency_truncated=float(np.minimum(w / w_max, 1.0).mean()) if w_max > 0 else 0.0,
-        overweight_fraction=float((positive > w_max).mean()) if positive.size else 0.0,
-        truncated_fraction=float(np.clip(positive - w_max, 0, None).sum() / total) if total > 0 else 0.0,
-        cut_efficiency=positive.size / n,
+        overweight_fraction=tally.overweight_fraction,
+        truncated_fraction=tally.truncated_fraction,
+        cut_efficiency=tally.nonzero / n,
         n_calls=n,
     )
 
