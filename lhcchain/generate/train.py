@@ -3,6 +3,7 @@
 Settings (``DEFAULTS`` fills what is missing): ``family`` (``cfm``, ``flow``, ``transformer``),
 ``conditional`` (one network conditioned on the one-hot multiplicity, or one per multiplicity),
 ``dilepton_mass`` (the dilepton mass as network coordinate instead of l1's pt, :class:`.data.Transform`),
+``mll_peak`` ([mass, width] in GeV: that mass through the resonance's Breit-Wigner, or null),
 ``network``, ``hidden``, ``layers``, ``heads``, ``bayesian``, ``kl_weight``, ``prior_std``,
 ``transforms``, ``bins``, ``components`` (see :mod:`.models`); ``epochs``, ``batch_size``, ``lr``
 (peak AdamW learning rate), ``lr_min_factor``, ``warmup`` (fraction of the run), ``weight_decay``,
@@ -42,6 +43,7 @@ DEFAULTS: dict[str, Any] = {
     "family": "cfm",
     "conditional": True,
     "dilepton_mass": False,
+    "mll_peak": None,
     "network": "mlp",
     "hidden": 256,
     "layers": 4,
@@ -127,7 +129,7 @@ def train(train_data: str | os.PathLike[str], val_data: str | os.PathLike[str], 
     tr_ev = load_events(train_data, level, mult, max_jets, sel)
     va_ev = load_events(val_data, level, mult, max_jets, sel)
     transform = Transform(max(mult), float(sel.get("lepton_pt_min") or 0.0), float(sel.get("jet_pt_min") or 0.0),
-                          bool(settings["dilepton_mass"])).fit(tr_ev)
+                          bool(settings["dilepton_mass"]), settings["mll_peak"], (sel.get("mll_min"), sel.get("mll_max"))).fit(tr_ev)
     x_tr, k_tr, w_tr = tensors(tr_ev, transform, mult, dev)
     x_va, k_va, w_va = tensors(va_ev, transform, mult, dev)
     counts = {m: int((tr_ev.n_jets == m).sum()) for m in mult}

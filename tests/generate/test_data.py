@@ -38,11 +38,12 @@ def test_representation_matches_prepared_columns(prepared: Path):
     assert np.array_equal(ev.mask(), np.isfinite(ev.x))
 
 
-@pytest.mark.parametrize("dilepton_mass", [False, True])
-def test_transform_round_trip_and_standardisation(prepared: Path, dilepton_mass: bool):
+@pytest.mark.parametrize("dilepton_mass, mll_peak", [(False, None), (True, None), (True, (91.1876, 2.4952))])
+def test_transform_round_trip_and_standardisation(prepared: Path, dilepton_mass: bool, mll_peak: tuple[float, float] | None):
     ev = load_events(prepared / "train.parquet", "particle", MULT, 3)
     info = dataset_info(prepared / "metadata.json")
-    tr = Transform(3, info["selection"]["lepton_pt_min"], info["selection"]["jet_pt_min"], dilepton_mass).fit(ev)
+    sel = info["selection"]
+    tr = Transform(3, sel["lepton_pt_min"], sel["jet_pt_min"], dilepton_mass, mll_peak, (sel["mll_min"], sel["mll_max"])).fit(ev)
     z = tr.forward(ev.x)
     present = np.isfinite(ev.x)
     assert np.array_equal(np.isfinite(z), present)
@@ -52,7 +53,7 @@ def test_transform_round_trip_and_standardisation(prepared: Path, dilepton_mass:
     np.testing.assert_allclose(back[present], ev.x[present], rtol=1e-9, atol=1e-9)
     restored = Transform.from_state(tr.state())
     np.testing.assert_array_equal(restored.forward(ev.x), z)
-    if dilepton_mass:  # the l1 coordinate is the (massless) dilepton mass: peaked at the Z
+    if dilepton_mass and mll_peak is None:  # the l1 coordinate is the (massless) dilepton mass: peaked at the Z
         mll = z[:, 0] * tr.std[0] + tr.mean[0]
         np.testing.assert_allclose(mll, massless_mll(*(ev.x[:, i] for i in range(5))), rtol=1e-9)
         assert np.median(np.abs(mll - 91.19)) < 3.0
@@ -169,3 +170,35 @@ def test_lhe_input_matches_prepare_output(shared_data: Path, tmp_path: Path, mon
     np.testing.assert_allclose(direct.x, via_prepare.x, rtol=1e-6, equal_nan=True)
     with pytest.raises(InputError, match="parton level only"):
         load_events(shared_data / POWHEG, "particle", (1,), 3, cfg["selection"])
+
+
+def test_breit_wigner_logit_makes_a_resonance_logistic():
+    """Masses drawn from a Breit-Wigner in m^2 (numpy's Cauchy sampler) within a window map to a standard
+    logistic variable, and the inverse restores them; masses outside the window map to NaN."""
+    from scipy import stats
+
+    from lhcchain.generate.data import breit_wigner_logit, breit_wigner_logit_inverse
+
+    mass, width, lo, hi = 91.1876, 2.4952, 60.0, 120.0
+    s = mass**2 + mass * width * np.random.default_rng(3).standard_cauchy(400_000)
+    m = np.sqrt(s[(s > lo**2) & (s < hi**2)])
+    c = breit_wigner_logit(m, mass, width, lo, hi)
+    assert stats.kstest(c, stats.logistic.cdf).pvalue > 1e-3
+    assert stats.kstest(c[:20_000], stats.norm(scale=np.pi / np.sqrt(3)).cdf).pvalue < 1e-3  # the test can tell
+    np.testing.assert_allclose(breit_wigner_logit_inverse(c, mass, width, lo, hi), m, rtol=1e-9)
+    assert np.isnan(breit_wigner_logit(np.array([59.0, 121.0]), mass, width, lo, hi)).all()
+    # no upper edge: the map still covers every mass above lo
+    assert np.isfinite(breit_wigner_logit(np.array([60.5, 500.0, 5000.0]), mass, width, lo, np.inf)).all()
+
+
+def test_transform_mll_peak_needs_the_mass_coordinate_and_masses_in_the_window():
+    with pytest.raises(InputError, match="dilepton_mass"):
+        Transform(1, 20.0, 20.0, False, (91.19, 2.5))
+    with pytest.raises(InputError, match="mll_peak"):
+        Transform(1, 20.0, 20.0, True, (91.19,))
+    from lhcchain.generate.data import Events
+
+    x = np.array([[40.0, 0.1, 30.0, 0.2, 3.0, 40.0, 1.0, 2.0, 5.0]])  # m_ll ~ 70 GeV
+    ev = Events(x, np.ones(1, int), np.full(1, 13), np.zeros(1), np.ones(1), "toy.parquet")
+    with pytest.raises(InputError, match="toy.parquet: dilepton mass outside"):
+        Transform(1, 20.0, 20.0, True, (91.19, 2.5), (80.0, 100.0)).fit(ev)
