@@ -10,6 +10,9 @@ Per multiplicity n (events with exactly n jets):
   Metrics per observable, over the bins holding more than ``min_count`` truth events: the largest
   ``|ratio - 1|``, the fraction of those bins within 10 %, the largest pull ``|ratio - 1| / sigma``
   (sigma: truth and generated statistics in quadrature) and the median relative Bayesian spread.
+  Per multiplicity, the largest ``|ratio - 1|`` over all observables is set against its statistical
+  floor: the median, over ``FLOOR_TOYS`` Poisson toys of both histograms drawn from the truth's
+  shape (a perfect generator), of the same maximum (observables treated as independent).
 * Classifier two-sample test (:mod:`.classifier`) of truth against an equal number of generated events
   (skipped below ``MIN_CLASSIFIER_EVENTS`` truth events) on the checkpoint's standardised
   representation plus m_ll, p_T,ll and all jet-jet Delta R: AUC with its error, and the distribution
@@ -53,6 +56,7 @@ log = logging.getLogger("lhcchain.generate")
 EVALUATION_DEFAULTS: dict[str, Any] = {"bins": 30, "min_count": 100, "log_likelihood_events": 2000, "classifier": CLASSIFIER_DEFAULTS}
 PEAK_RANGE = (81.0, 101.0)
 MIN_CLASSIFIER_EVENTS = 20  # per class and multiplicity
+FLOOR_TOYS = 500  # Poisson toys for the statistical floor of the largest |ratio - 1|
 LABELS = {"pt": r"$p_{T,%s}$ [GeV]", "eta": r"$\eta_{%s}$", "mass": r"$m_{%s}$ [GeV]"}
 plt = plotting.plt
 
@@ -99,8 +103,26 @@ def edges_for(name: str, truth: np.ndarray, bins: int) -> np.ndarray:
     return np.linspace(lo, hi, bins + 1)
 
 
-def compare(truth: np.ndarray, gen: np.ndarray, members: np.ndarray, edges: np.ndarray, min_count: float) -> dict[str, Any]:
-    """Histograms, ratio, bands and metrics of one observable (module doc)."""
+def perfect_generator_max_dev(truth_counts: np.ndarray, n_gen: int, checked: np.ndarray, rng: np.random.Generator,
+                              toys: int = FLOOR_TOYS) -> np.ndarray:
+    """Per toy, the largest |ratio - 1| over the ``checked`` bins when truth (its event count) and
+    generated (``n_gen`` events, normalised to the truth's count) are both Poisson draws from the
+    truth histogram's shape; (toys,), zeros when no bin is checked."""
+    if not checked.any():
+        return np.zeros(toys)
+    n_t = truth_counts.sum()
+    p = truth_counts[checked] / n_t
+    t = rng.poisson(n_t * p, size=(toys, p.size))
+    g = rng.poisson(n_gen * p, size=(toys, p.size))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dev = np.abs(g * (n_t / n_gen) / t - 1)
+    return np.nan_to_num(dev, nan=np.inf, posinf=np.inf).max(1)
+
+
+def compare(truth: np.ndarray, gen: np.ndarray, members: np.ndarray, edges: np.ndarray, min_count: float,
+            rng: np.random.Generator) -> dict[str, Any]:
+    """Histograms, ratio, bands and metrics of one observable (module doc); ``toy_max_dev`` holds
+    :func:`perfect_generator_max_dev` for the checked bins."""
     ax = hist.axis.Variable(edges)
     ht = hist.Hist(ax).fill(truth).values()
     hg = hist.Hist(ax).fill(gen).values()
@@ -126,7 +148,7 @@ def compare(truth: np.ndarray, gen: np.ndarray, members: np.ndarray, edges: np.n
         "median_bayes_rel_spread": float(np.median(rel_b[good])) if good.any() else None,
     }
     return {"edges": edges, "truth": ht, "gen": hg * scale, "ratio": ratio, "rel_t": rel_t, "rel_g": rel_g, "rel_b": rel_b,
-            "metrics": metrics}
+            "metrics": metrics, "toy_max_dev": perfect_generator_max_dev(ht, len(gen), good, rng)}
 
 
 def classifier_features(events: Events, transform: Transform, level: str, n_jets: int, cols: Mapping[str, np.ndarray]) -> np.ndarray:
@@ -299,12 +321,15 @@ def evaluate(generated: str | os.PathLike[str], truth: str | os.PathLike[str], c
             raise InputError(f"{generated}: no generated events with {m} jets")
         t_m, g_m = ({k: v[sel] for k, v in c.items()} for c, sel in ((t_cols, st), (g_cols, sg)))
         obs_t, obs_g = observables(t_m, level, m), observables(g_m, level, m)
-        panels = {k: compare(obs_t[k], obs_g[k], member[sg], edges_for(k, obs_t[k], int(s["bins"])), float(s["min_count"]))
+        panels = {k: compare(obs_t[k], obs_g[k], member[sg], edges_for(k, obs_t[k], int(s["bins"])), float(s["min_count"]), rng)
                   for k in obs_t}
         all_panels[m] = panels
         devs = [p["metrics"]["max_abs_dev"] for p in panels.values() if p["metrics"]["max_abs_dev"] is not None]
+        toys = np.max([p["toy_max_dev"] for p in panels.values()], axis=0)
         entry: dict[str, Any] = {"observables": {k: p["metrics"] for k, p in panels.items()},
                                  "max_abs_dev_all_observables": max(devs) if devs else None,
+                                 "max_abs_dev_perfect_generator": {"median": float(np.median(toys)),
+                                                                   "68%": float(np.quantile(toys, 0.68))} if devs else None,
                                  "classifier_auc": None, "classifier_auc_err": None}
         n = int(min(st.sum(), sg.sum()))
         if n >= MIN_CLASSIFIER_EVENTS:  # truth against as many generated events
@@ -323,8 +348,9 @@ def evaluate(generated: str | os.PathLike[str], truth: str | os.PathLike[str], c
             log.warning("evaluate_generator: %d jets: only %d truth events, no classifier test (needs %d)", m, n, MIN_CLASSIFIER_EVENTS)
         entry["log_likelihood"] = _log_likelihood(model, tru.subset(st), transform, mult, int(s["log_likelihood_events"]), dev, rng)
         metrics["multiplicities"][m] = entry
-        log.info("evaluate_generator: %d jets: AUC %s +- %s, max |ratio - 1| %s, log-likelihood %.3f", m, entry["classifier_auc"],
-                 entry["classifier_auc_err"], entry["max_abs_dev_all_observables"], entry["log_likelihood"])
+        log.info("evaluate_generator: %d jets: AUC %s +- %s, max |ratio - 1| %s (perfect generator: %s), log-likelihood %.3f", m,
+                 entry["classifier_auc"], entry["classifier_auc_err"], entry["max_abs_dev_all_observables"],
+                 entry["max_abs_dev_perfect_generator"], entry["log_likelihood"])
     peak = z_peak(t_cols[f"{level}_mll"], g_cols[f"{level}_mll"], seed)
     metrics["z_peak"] = peak
     rate = float(summary.get("events_per_s_per_thread", float("nan")))

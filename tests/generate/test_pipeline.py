@@ -115,8 +115,30 @@ def test_evaluation_outputs_and_bayesian_bands(bayes_run):
         spreads = [o["median_bayes_rel_spread"] for o in obs.values() if o["median_bayes_rel_spread"] is not None]
         assert spreads and min(spreads) > 0  # every checked bin of every histogram has a Bayesian band
         assert np.isfinite(entry["log_likelihood"])
+        floor = entry["max_abs_dev_perfect_generator"]
+        assert 0 < floor["median"] <= floor["68%"]
     assert "mean_shift_GeV" in m["z_peak"] and m["z_peak"]["truth"]["mean"] == pytest.approx(91.2, abs=0.5)
     assert m["speed"]["generation_over_simulate_per_core"] == pytest.approx(m["speed"]["generation_events_per_s_per_thread"] / 30.0)
+
+
+def test_statistical_floor_of_the_largest_ratio_deviation():
+    """One bin of 100 truth events against a far larger generated sample: |ratio - 1| ~ |100 / t - 1| with
+    t ~ Poisson(100), median 0.065 (computed here by enumeration); more bins raise the floor."""
+    from scipy import stats
+
+    from lhcchain.generate.evaluate import perfect_generator_max_dev
+
+    rng = np.random.default_rng(5)
+    t = np.arange(40, 200)
+    dev = np.abs(100.0 / t - 1)
+    order = np.argsort(dev)
+    cdf = np.cumsum(stats.poisson(100).pmf(t)[order])
+    expected = dev[order][np.searchsorted(cdf, 0.5)]
+    one = perfect_generator_max_dev(np.array([100.0]), 10**8, np.array([True]), rng, toys=20_000)
+    assert np.median(one) == pytest.approx(expected, abs=0.004)
+    many = perfect_generator_max_dev(np.full(20, 100.0), 10**8, np.ones(20, bool), rng, toys=2000)
+    assert np.median(many) > 2 * np.median(one)
+    assert not perfect_generator_max_dev(np.full(3, 100.0), 1000, np.zeros(3, bool), rng).any()
 
 
 @pytest.mark.parametrize("family", ["cfm", "flow", "transformer"])
