@@ -323,15 +323,17 @@ def unweight(checkpoint: str, settings: Mapping[str, Any], outputs: Mapping[str,
         fast_kin = event_momenta(process, fast_points["x"], fast_points["channels"])
         observables["surrogate"] = _observables(process, fast_kin["lab"])
         per_event_exact, per_event_fast = seconds / accepted, s_seconds / fast_points["accepted"]
+        stage1, stage2 = Overweights(), Overweights()
+        stage1.add(ws, w_s_max)
+        stage2.add(u, u_max)
         metrics["surrogate"] = {
             "checkpoint": surrogate,
             "calls": s_calls, "exact_calls": s_exact, "accepted": fast_points["accepted"], "time_s": s_seconds,
             "time_per_event_s": per_event_fast, "stage1_efficiency": s_exact / s_calls,
             "stage2_efficiency": fast_points["accepted"] / max(s_exact, 1),
             "w_s_max": w_s_max, "u_max": u_max,
-            "stage1_overweight_fraction": float((ws > w_s_max).mean()),
-            "stage2_overweight_fraction": float((u > u_max).mean()),
-            "stage2_truncated_fraction": float(np.clip(u - u_max, 0, None).sum() / max(u.sum(), 1e-300)),
+            "stage1_overweight_fraction": stage1.overweight_fraction, "stage1_truncated_fraction": stage1.truncated_fraction,
+            "stage2_overweight_fraction": stage2.overweight_fraction, "stage2_truncated_fraction": stage2.truncated_fraction,
             "cross_section": float(fast_points["sigma"]),
             "gain": per_event_exact / per_event_fast,
             "agreement": compare_samples(observables["exact"], observables["surrogate"]),

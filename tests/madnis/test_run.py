@@ -188,6 +188,10 @@ def test_surrogate_unweighting(gg3g_checkpoint, gg3g_surrogate, tmp_path):
     assert s["stage1_efficiency"] == pytest.approx(s["exact_calls"] / s["calls"])
     assert s["stage2_efficiency"] == pytest.approx(s["accepted"] / s["exact_calls"])
     assert s["w_s_max"] > 0 and s["u_max"] > 0
+    # stage 1 is tallied on the calibration sample that defines w_s_max: its overweights carry epsilon of the sum
+    assert s["stage1_truncated_fraction"] == pytest.approx(settings["epsilon"], rel=1e-6)
+    assert 0 < s["stage1_overweight_fraction"] < 0.01
+    assert 0 <= s["stage2_overweight_fraction"] <= 1 and 0 <= s["stage2_truncated_fraction"] <= 1
     assert s["time_per_event_s"] == pytest.approx(s["time_s"] / s["accepted"])
     assert math.isfinite(s["gain"]) and s["gain"] > 0
     assert s["gain"] == pytest.approx(exact["time_per_event_s"] / s["time_per_event_s"])
