@@ -16,9 +16,10 @@ flavour (``pdgId`` of l1, l2 = -l1), which is sampled from its training frequenc
 ``phi_l1`` is sampled uniformly (the events are symmetric under rotations about the beam).
 
 :class:`Transform` maps the representation to the network's space: ``log(pt - pt_min)`` with
-``pt_min`` the selection threshold of the object, ``eta`` unchanged, ``atanh(dphi / pi)``,
-``log(m + 1 GeV)``, then standardised per dimension on the training events. Dimensions that are
-constant in training (e.g. massless partons) are held at their value and map to 0. Optionally
+``pt_min`` the selection threshold of the object, ``atanh(eta / eta_max)`` with ``eta_max`` the
+selection's limit (``eta`` unchanged without one), ``atanh(dphi / pi)``, ``log(m + 1 GeV)``, then
+standardised per dimension on the training events. The atanh maps keep the sharp acceptance edges
+out of the network's space. Dimensions that are constant in training (e.g. massless partons) are held at their value and map to 0. Optionally
 (``dilepton_mass``) l1's pt is traded for the dilepton mass, and (``mll_peak``) that mass is mapped
 through the Breit-Wigner distribution of the resonance (:func:`breit_wigner_logit`, :class:`Transform`).
 """
@@ -40,7 +41,7 @@ from ..errors import InputError
 
 LEPTON_MASS = {11: 0.000511, 13: 0.1056584, 15: 1.77686}  # GeV, by |pdgId|
 MASS_OFFSET = 1.0  # GeV, in log(m + MASS_OFFSET)
-DPHI_EDGE = 1.0 - 1e-6  # |dphi| / pi is clipped below this before atanh
+DPHI_EDGE = 1.0 - 1e-6  # |dphi| / pi and |eta| / eta_max are clipped below this before atanh
 MLL_MARGIN = 0.01  # relative widening of the m_ll window for the Breit-Wigner mapping
 
 
@@ -218,10 +219,16 @@ class Transform:
     standardised linearly, and the peak comes out wider than the training data's.
     """
 
-    def __init__(self, max_jets: int, lepton_pt_min: float = 0.0, jet_pt_min: float = 0.0, dilepton_mass: bool = False,
-                 mll_peak: Sequence[float] | None = None, mll_range: Sequence[float | None] = (None, None)) -> None:
+    def __init__(self, max_jets: int, selection: Mapping[str, Any] | None = None, dilepton_mass: bool = False,
+                 mll_peak: Sequence[float] | None = None) -> None:
+        sel = dict(selection or {})
         self.dims = layout(max_jets)
-        self.pt_min = np.array([(lepton_pt_min if o[0] == "l" else jet_pt_min) if f == "pt" else 0.0 for o, f in self.dims])
+
+        def bound(obj: str, key: str) -> float:  # the selection's lepton or jet threshold; 0: none
+            return float(sel.get(f"{'lepton' if obj[0] == 'l' else 'jet'}_{key}") or 0.0)
+
+        self.pt_min = np.array([bound(o, "pt_min") if f == "pt" else 0.0 for o, f in self.dims])
+        self.eta_max = np.array([bound(o, "eta_max") if f == "eta" else 0.0 for o, f in self.dims])
         self.kind = [f for _, f in self.dims]
         self.dilepton_mass = bool(dilepton_mass)
         if self.dilepton_mass:
@@ -231,7 +238,7 @@ class Transform:
         if mll_peak is not None and not (len(mll_peak) == 2 and all(float(v) > 0 for v in mll_peak)):
             raise InputError(f"generate: mll_peak must be [mass, width] in GeV, both > 0, got {mll_peak}")
         self.mll_peak = None if mll_peak is None else (float(mll_peak[0]), float(mll_peak[1]))
-        lo, hi = mll_range
+        lo, hi = sel.get("mll_min"), sel.get("mll_max")
         self.mll_range = (0.0 if lo is None else float(lo) * (1.0 - MLL_MARGIN), np.inf if hi is None else float(hi) * (1.0 + MLL_MARGIN))
         self.mean = np.zeros(len(self.dims))
         self.std = np.ones(len(self.dims))
@@ -249,6 +256,8 @@ class Transform:
                 z[:, d] = np.log(col - self.pt_min[d])
             elif kind == "dphi":
                 z[:, d] = np.arctanh(np.clip(col / np.pi, -DPHI_EDGE, DPHI_EDGE))
+            elif kind == "eta" and self.eta_max[d] > 0:
+                z[:, d] = np.arctanh(np.clip(col / self.eta_max[d], -DPHI_EDGE, DPHI_EDGE))
             elif kind == "mass":
                 z[:, d] = np.log(np.maximum(col, 0.0) + MASS_OFFSET)
             elif kind == "mll":
@@ -294,6 +303,8 @@ class Transform:
                 x[:, i] = self.pt_min[i] + np.exp(u[:, i])
             elif kind == "dphi":
                 x[:, i] = np.pi * np.tanh(u[:, i])
+            elif kind == "eta" and self.eta_max[i] > 0:
+                x[:, i] = self.eta_max[i] * np.tanh(u[:, i])
             elif kind == "mass":
                 x[:, i] = np.maximum(np.exp(u[:, i]) - MASS_OFFSET, 0.0)
             else:
@@ -307,7 +318,8 @@ class Transform:
         return x
 
     def state(self) -> dict[str, Any]:
-        return {"n_dims": len(self.dims), "pt_min": self.pt_min.tolist(), "mean": self.mean.tolist(), "std": self.std.tolist(),
+        return {"n_dims": len(self.dims), "pt_min": self.pt_min.tolist(), "eta_max": self.eta_max.tolist(),
+                "mean": self.mean.tolist(), "std": self.std.tolist(),
                 "constant": self.constant.tolist(), "value": self.value.tolist(), "dilepton_mass": self.dilepton_mass,
                 "mll_peak": self.mll_peak, "mll_range": list(self.mll_range)}
 
@@ -315,7 +327,7 @@ class Transform:
     def from_state(cls, state: Mapping[str, Any]) -> Transform:
         t = cls((int(state["n_dims"]) - 5) // 4, dilepton_mass=bool(state["dilepton_mass"]), mll_peak=state.get("mll_peak"))
         t.mll_range = tuple(float(v) for v in state.get("mll_range", (0.0, np.inf)))
-        t.pt_min, t.mean, t.std = (np.array(state[k], dtype=np.float64) for k in ("pt_min", "mean", "std"))
+        t.pt_min, t.eta_max, t.mean, t.std = (np.array(state[k], dtype=np.float64) for k in ("pt_min", "eta_max", "mean", "std"))
         t.constant, t.value = np.array(state["constant"], bool), np.array(state["value"], dtype=np.float64)
         return t
 

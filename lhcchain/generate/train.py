@@ -118,7 +118,7 @@ def train(train_data: str | os.PathLike[str], val_data: str | os.PathLike[str], 
           seed: int = 0, log_every: float = 10.0, save_every: float = 30.0) -> dict[str, Any]:
     """Train a generator on ``train_data`` (validating on ``val_data``), prepared parquet or LHE files,
     and write ``checkpoint`` (module doc). ``selection`` is the prepare selection of the data (its
-    ``lepton_pt_min`` and ``jet_pt_min`` set the transform, and sampling enforces it). Returns a summary."""
+    thresholds, eta limits and m_ll window set the transform, and sampling enforces it). Returns a summary."""
     settings = resolve_settings(settings)
     mult = sorted(int(m) for m in multiplicities)
     if not mult or mult[0] < 0:
@@ -128,8 +128,7 @@ def train(train_data: str | os.PathLike[str], val_data: str | os.PathLike[str], 
     checkpoint = Path(checkpoint)
     tr_ev = load_events(train_data, level, mult, max_jets, sel)
     va_ev = load_events(val_data, level, mult, max_jets, sel)
-    transform = Transform(max(mult), float(sel.get("lepton_pt_min") or 0.0), float(sel.get("jet_pt_min") or 0.0),
-                          bool(settings["dilepton_mass"]), settings["mll_peak"], (sel.get("mll_min"), sel.get("mll_max"))).fit(tr_ev)
+    transform = Transform(max(mult), sel, bool(settings["dilepton_mass"]), settings["mll_peak"]).fit(tr_ev)
     x_tr, k_tr, w_tr = tensors(tr_ev, transform, mult, dev)
     x_va, k_va, w_va = tensors(va_ev, transform, mult, dev)
     counts = {m: int((tr_ev.n_jets == m).sum()) for m in mult}

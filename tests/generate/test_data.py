@@ -20,6 +20,7 @@ from .conftest import ROOT, skip_figures
 
 POWHEG = "external/pylhe-testfile-powheg-box-v2-Zj.lhe"
 MULT = (1, 2, 3)
+CUTS = {"lepton_pt_min": 20.0, "jet_pt_min": 20.0}
 
 
 def test_representation_matches_prepared_columns(prepared: Path):
@@ -43,7 +44,7 @@ def test_transform_round_trip_and_standardisation(prepared: Path, dilepton_mass:
     ev = load_events(prepared / "train.parquet", "particle", MULT, 3)
     info = dataset_info(prepared / "metadata.json")
     sel = info["selection"]
-    tr = Transform(3, sel["lepton_pt_min"], sel["jet_pt_min"], dilepton_mass, mll_peak, (sel["mll_min"], sel["mll_max"])).fit(ev)
+    tr = Transform(3, sel, dilepton_mass, mll_peak).fit(ev)
     z = tr.forward(ev.x)
     present = np.isfinite(ev.x)
     assert np.array_equal(np.isfinite(z), present)
@@ -57,6 +58,10 @@ def test_transform_round_trip_and_standardisation(prepared: Path, dilepton_mass:
         mll = z[:, 0] * tr.std[0] + tr.mean[0]
         np.testing.assert_allclose(mll, massless_mll(*(ev.x[:, i] for i in range(5))), rtol=1e-9)
         assert np.median(np.abs(mll - 91.19)) < 3.0
+    # eta enters as atanh(eta / eta_max): the acceptance edge is out of reach of the network space
+    np.testing.assert_allclose(sel["lepton_eta_max"] * np.tanh(z[:, 3] * tr.std[3] + tr.mean[3]), ev.x[:, 3], rtol=1e-9, atol=1e-9)
+    far = tr.inverse(np.full((2, z.shape[1]), 5.0) * np.array([[1.0], [-1.0]]))
+    assert (np.abs(far[:, [1, 3]]) < sel["lepton_eta_max"]).all() and (np.abs(far[:, 6::4]) < sel["jet_eta_max"]).all()
     # pt at or below the threshold has no image under log(pt - pt_min)
     bad = ev.x.copy()
     bad[0, 2] = info["selection"]["lepton_pt_min"]
@@ -70,7 +75,7 @@ def test_constant_dimensions_are_held():
     from lhcchain.generate.data import Events
 
     ev = Events(x, np.ones(3, int), np.full(3, 13), np.zeros(3), np.ones(3), "toy")
-    tr = Transform(1, 20.0, 20.0).fit(ev)
+    tr = Transform(1, {"lepton_pt_min": 20.0, "jet_pt_min": 20.0}).fit(ev)
     assert tr.constant.tolist() == [False] * 8 + [True]
     out = tr.inverse(np.random.default_rng(1).normal(size=(5, 9)))
     assert np.all(out[:, 8] == 0.0) and np.all(out[:, 0] > 20.0) and np.all(np.abs(out[:, 4]) < np.pi)
@@ -193,12 +198,12 @@ def test_breit_wigner_logit_makes_a_resonance_logistic():
 
 def test_transform_mll_peak_needs_the_mass_coordinate_and_masses_in_the_window():
     with pytest.raises(InputError, match="dilepton_mass"):
-        Transform(1, 20.0, 20.0, False, (91.19, 2.5))
+        Transform(1, CUTS, False, (91.19, 2.5))
     with pytest.raises(InputError, match="mll_peak"):
-        Transform(1, 20.0, 20.0, True, (91.19,))
+        Transform(1, CUTS, True, (91.19,))
     from lhcchain.generate.data import Events
 
     x = np.array([[40.0, 0.1, 30.0, 0.2, 3.0, 40.0, 1.0, 2.0, 5.0]])  # m_ll ~ 70 GeV
     ev = Events(x, np.ones(1, int), np.full(1, 13), np.zeros(1), np.ones(1), "toy.parquet")
     with pytest.raises(InputError, match="toy.parquet: dilepton mass outside"):
-        Transform(1, 20.0, 20.0, True, (91.19, 2.5), (80.0, 100.0)).fit(ev)
+        Transform(1, {**CUTS, "mll_min": 80.0, "mll_max": 100.0}, True, (91.19, 2.5)).fit(ev)
