@@ -19,9 +19,10 @@ flavour (``pdgId`` of l1, l2 = -l1), which is sampled from its training frequenc
 ``pt_min`` the selection threshold of the object, ``atanh(eta / eta_max)`` with ``eta_max`` the
 selection's limit (``eta`` unchanged without one), ``atanh(dphi / pi)``, ``log(m + 1 GeV)``, then
 standardised per dimension on the training events. The atanh maps keep the sharp acceptance edges
-out of the network's space. Dimensions that are constant in training (e.g. massless partons) are held at their value and map to 0. Optionally
-(``dilepton_mass``) l1's pt is traded for the dilepton mass, and (``mll_peak``) that mass is mapped
-through the Breit-Wigner distribution of the resonance (:func:`breit_wigner_logit`, :class:`Transform`).
+out of the network's space. Dimensions that are constant in training (e.g. massless partons) are
+held at their value and map to 0. Optionally (``dilepton_mass``) l1's pt is traded for the dilepton
+mass, and (``mll_peak``) that mass is mapped through the Breit-Wigner distribution of the resonance
+(:func:`breit_wigner_logit`, :class:`Transform`).
 """
 
 from __future__ import annotations
@@ -214,9 +215,9 @@ class Transform:
     the leptons (the pt order is a labelling, not a cut).
 
     ``mll_peak`` = (mass, width) in GeV further maps that mass with :func:`breit_wigner_logit` on
-    ``mll_range`` = (lo, hi) GeV, the selection's m_ll window widened by ``MLL_MARGIN`` (the network
-    mass neglects lepton masses; sampling enforces the window itself). Without it the mass is
-    standardised linearly, and the peak comes out wider than the training data's.
+    ``mll_range`` = (lo, hi) GeV, the ``selection``'s m_ll window widened by ``MLL_MARGIN`` (the
+    network mass neglects lepton masses; sampling enforces the window itself). Without it the mass
+    is standardised linearly. ``selection`` (prepare's keys) also gives ``pt_min`` and ``eta_max``.
     """
 
     def __init__(self, max_jets: int, selection: Mapping[str, Any] | None = None, dilepton_mass: bool = False,
@@ -325,8 +326,8 @@ class Transform:
 
     @classmethod
     def from_state(cls, state: Mapping[str, Any]) -> Transform:
-        t = cls((int(state["n_dims"]) - 5) // 4, dilepton_mass=bool(state["dilepton_mass"]), mll_peak=state.get("mll_peak"))
-        t.mll_range = tuple(float(v) for v in state.get("mll_range", (0.0, np.inf)))
+        t = cls((int(state["n_dims"]) - 5) // 4, dilepton_mass=bool(state["dilepton_mass"]), mll_peak=state["mll_peak"])
+        t.mll_range = tuple(float(v) for v in state["mll_range"])
         t.pt_min, t.eta_max, t.mean, t.std = (np.array(state[k], dtype=np.float64) for k in ("pt_min", "eta_max", "mean", "std"))
         t.constant, t.value = np.array(state["constant"], bool), np.array(state["value"], dtype=np.float64)
         return t

@@ -38,7 +38,7 @@ from .models import FAMILIES, EventModel
 
 log = logging.getLogger("lhcchain.generate")
 
-FORMAT = "lhcchain-event-generator/1"
+FORMAT = "lhcchain-event-generator/2"  # 2: eta and Breit-Wigner m_ll maps in the transform
 DEFAULTS: dict[str, Any] = {
     "family": "cfm",
     "conditional": True,
