@@ -62,7 +62,8 @@ def save(fig: plt.Figure, ax: plt.Axes, path: str | os.PathLike[str], ylabel: st
     ax.set_ylabel(ylabel)
     if title:
         ax.set_title(title, fontsize=16, loc="right")
-    ax.legend(fontsize=14)
+    if ax.get_legend_handles_labels()[0]:  # an empty plot (no events of any input) gets no legend
+        ax.legend(fontsize=14)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
