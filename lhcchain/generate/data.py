@@ -36,9 +36,11 @@ from typing import Any
 
 import numpy as np
 import pyarrow.parquet as pq
+import torch
 import vector
 
 from ..errors import InputError
+from ..physics.phasespace import BreitWigner
 
 LEPTON_MASS = {11: 0.000511, 13: 0.1056584, 15: 1.77686}  # GeV, by |pdgId|
 MASS_OFFSET = 1.0  # GeV, in log(m + MASS_OFFSET)
@@ -183,20 +185,21 @@ def load_events(path: str | os.PathLike[str], level: str, multiplicities: Sequen
 
 def breit_wigner_logit(m: np.ndarray, mass: float, width: float, lo: float, hi: float) -> np.ndarray:
     """logit(F(m)), F the cumulative distribution of a Breit-Wigner in m^2 (``mass``, ``width`` in GeV)
-    truncated to ``lo`` < m < ``hi`` (GeV; ``hi`` may be inf). A resonance peak becomes a smooth bump
-    the networks learn from few events: an exact Breit-Wigner maps to a standard logistic variable.
+    truncated to ``lo`` < m < ``hi`` (GeV; ``hi`` may be inf), i.e. of the phase-space mapping
+    :class:`lhcchain.physics.phasespace.BreitWigner`. A resonance peak becomes a smooth bump the
+    networks learn from few events: an exact Breit-Wigner maps to a standard logistic variable.
     m outside (lo, hi) maps to NaN."""
-    a, b = (np.arctan((np.square(v) - mass**2) / (mass * width)) for v in (lo, hi))
-    t = (np.arctan((np.square(np.asarray(m, dtype=np.float64)) - mass**2) / (mass * width)) - a) / (b - a)
+    s = torch.as_tensor(np.square(np.asarray(m, dtype=np.float64)))
+    t = BreitWigner(mass, width).inverse(s, torch.tensor(float(lo) ** 2), torch.tensor(float(hi) ** 2)).numpy()
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where((t > 0) & (t < 1), np.log(t) - np.log1p(-t), np.nan)
 
 
 def breit_wigner_logit_inverse(c: np.ndarray, mass: float, width: float, lo: float, hi: float) -> np.ndarray:
     """The mass m (GeV) of :func:`breit_wigner_logit` value ``c``."""
-    a, b = (np.arctan((np.square(v) - mass**2) / (mass * width)) for v in (lo, hi))
-    u = a + (b - a) * (0.5 * (1.0 + np.tanh(0.5 * np.asarray(c, dtype=np.float64))))
-    return np.sqrt(np.maximum(mass**2 + mass * width * np.tan(u), 0.0))
+    r = torch.as_tensor(0.5 * (1.0 + np.tanh(0.5 * np.asarray(c, dtype=np.float64))))
+    s, _ = BreitWigner(mass, width).sample(r, torch.tensor(float(lo) ** 2), torch.tensor(float(hi) ** 2))
+    return np.sqrt(s.numpy())
 
 
 def massless_mll(pt1: np.ndarray, eta1: np.ndarray, pt2: np.ndarray, eta2: np.ndarray, dphi: np.ndarray) -> np.ndarray:

@@ -223,16 +223,25 @@ class BreitWigner(InvariantMapping):
         if not (self.mass > 0 and self.width > 0):
             raise InputError(f"BreitWigner needs mass > 0 and width > 0 (GeV), got {self.mass}, {self.width}")
 
+    def _angle(self, s: Tensor) -> Tensor:
+        return torch.atan((s - self.mass**2) / (self.mass * self.width))
+
     def sample(self, r: Tensor, lo: Tensor, hi: Tensor) -> tuple[Tensor, Tensor]:
         m_sq = self.mass**2
         mg = self.mass * self.width
         valid = hi > lo
-        y_lo = torch.atan((lo - m_sq) / mg)
-        y_hi = torch.atan((torch.where(valid, hi, lo) - m_sq) / mg)
+        y_lo = self._angle(lo)
+        y_hi = self._angle(torch.where(valid, hi, lo))
         s = m_sq + mg * torch.tan(y_lo + r * (y_hi - y_lo))
         s = torch.minimum(torch.maximum(s, lo), torch.maximum(hi, lo))
         jac = (y_hi - y_lo) * ((s - m_sq) ** 2 + mg * mg) / mg
         return s, torch.where(valid, jac, torch.zeros_like(jac))
+
+    def inverse(self, s: Tensor, lo: Tensor, hi: Tensor) -> Tensor:
+        """The ``r`` that :meth:`sample` maps to ``s`` in ``[lo, hi]`` (``hi > lo``; ``hi`` may be inf):
+        the cumulative distribution of the Breit-Wigner truncated to the range."""
+        y_lo = self._angle(lo)
+        return (self._angle(s) - y_lo) / (self._angle(hi) - y_lo)
 
 
 @dataclass(frozen=True)

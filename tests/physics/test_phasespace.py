@@ -209,6 +209,22 @@ def test_invariant_jacobians_are_exact(mapping, density) -> None:
     assert (torch.diff(s[torch.argsort(r)]) >= 0).all()
 
 
+def test_breit_wigner_inverse_undoes_sample() -> None:
+    """inverse(sample(r)) = r, and inverse is the truncated cumulative distribution: 0 and 1 at the
+    edges, 1/2 at the pole of a range symmetric in s around it; an infinite upper edge is allowed."""
+    bw = BreitWigner(300.0, 5.0)
+    r = uniform(5000, 1, seed=6)[:, 0]
+    lo, hi = torch.full_like(r, LO), torch.full_like(r, HI)
+    s, _ = bw.sample(r, lo, hi)
+    torch.testing.assert_close(bw.inverse(s, lo, hi), r, rtol=0, atol=1e-12)
+    edges = torch.tensor([LO, HI], dtype=F64)
+    torch.testing.assert_close(bw.inverse(edges, edges[:1], edges[1:]), torch.tensor([0.0, 1.0], dtype=F64))
+    half = torch.tensor(300.0**2 - 1e4, dtype=F64), torch.tensor(300.0**2 + 1e4, dtype=F64)
+    assert bw.inverse(torch.tensor(300.0**2, dtype=F64), *half).item() == pytest.approx(0.5, abs=1e-14)
+    up = bw.inverse(torch.tensor([1e5, 1e7], dtype=F64), torch.tensor(LO, dtype=F64), torch.tensor(math.inf, dtype=F64))
+    assert ((up > 0) & (up < 1)).all() and up[0] < up[1]
+
+
 def test_power_law_lower_bound_and_nu_near_one() -> None:
     r = uniform(1000, 1, seed=5)[:, 0]
     zero, hi = torch.zeros_like(r), torch.full_like(r, HI)
