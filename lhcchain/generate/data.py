@@ -44,7 +44,7 @@ from ..physics.phasespace import BreitWigner
 
 LEPTON_MASS = {11: 0.000511, 13: 0.1056584, 15: 1.77686}  # GeV, by |pdgId|
 MASS_OFFSET = 1.0  # GeV, in log(m + MASS_OFFSET)
-DPHI_EDGE = 1.0 - 1e-6  # |dphi| / pi and |eta| / eta_max are clipped below this before atanh
+ATANH_EDGE = 1.0 - 1e-6  # |value| / bound (dphi / pi, eta / eta_max) is clipped below this before atanh
 MLL_MARGIN = 0.01  # relative widening of the m_ll window for the Breit-Wigner mapping
 
 
@@ -220,7 +220,8 @@ class Transform:
     ``mll_peak`` = (mass, width) in GeV further maps that mass with :func:`breit_wigner_logit` on
     ``mll_range`` = (lo, hi) GeV, the ``selection``'s m_ll window widened by ``MLL_MARGIN`` (the
     network mass neglects lepton masses; sampling enforces the window itself). Without it the mass
-    is standardised linearly. ``selection`` (prepare's keys) also gives ``pt_min`` and ``eta_max``.
+    is standardised linearly. ``selection`` (prepare's keys) also gives ``pt_min`` and the eta limits:
+    ``bound`` holds, per dimension, the limit of the atanh map (pi for dphi, eta_max for eta; 0: none).
     """
 
     def __init__(self, max_jets: int, selection: Mapping[str, Any] | None = None, dilepton_mass: bool = False,
@@ -232,7 +233,7 @@ class Transform:
             return float(sel.get(f"{'lepton' if obj[0] == 'l' else 'jet'}_{key}") or 0.0)
 
         self.pt_min = np.array([bound(o, "pt_min") if f == "pt" else 0.0 for o, f in self.dims])
-        self.eta_max = np.array([bound(o, "eta_max") if f == "eta" else 0.0 for o, f in self.dims])
+        self.bound = np.array([np.pi if f == "dphi" else bound(o, "eta_max") if f == "eta" else 0.0 for o, f in self.dims])
         self.kind = [f for _, f in self.dims]
         self.dilepton_mass = bool(dilepton_mass)
         if self.dilepton_mass:
@@ -258,10 +259,8 @@ class Transform:
                 if below.any():
                     raise InputError(f"{source}: {self.dims[d][0]} pt <= pt_min = {self.pt_min[d]} GeV in {int(below.sum())} events")
                 z[:, d] = np.log(col - self.pt_min[d])
-            elif kind == "dphi":
-                z[:, d] = np.arctanh(np.clip(col / np.pi, -DPHI_EDGE, DPHI_EDGE))
-            elif kind == "eta" and self.eta_max[d] > 0:
-                z[:, d] = np.arctanh(np.clip(col / self.eta_max[d], -DPHI_EDGE, DPHI_EDGE))
+            elif self.bound[d] > 0:
+                z[:, d] = np.arctanh(np.clip(col / self.bound[d], -ATANH_EDGE, ATANH_EDGE))
             elif kind == "mass":
                 z[:, d] = np.log(np.maximum(col, 0.0) + MASS_OFFSET)
             elif kind == "mll":
@@ -305,10 +304,8 @@ class Transform:
         for i, kind in enumerate(self.kind[:d]):
             if kind == "pt":
                 x[:, i] = self.pt_min[i] + np.exp(u[:, i])
-            elif kind == "dphi":
-                x[:, i] = np.pi * np.tanh(u[:, i])
-            elif kind == "eta" and self.eta_max[i] > 0:
-                x[:, i] = self.eta_max[i] * np.tanh(u[:, i])
+            elif self.bound[i] > 0:
+                x[:, i] = self.bound[i] * np.tanh(u[:, i])
             elif kind == "mass":
                 x[:, i] = np.maximum(np.exp(u[:, i]) - MASS_OFFSET, 0.0)
             else:
@@ -322,7 +319,7 @@ class Transform:
         return x
 
     def state(self) -> dict[str, Any]:
-        return {"n_dims": len(self.dims), "pt_min": self.pt_min.tolist(), "eta_max": self.eta_max.tolist(),
+        return {"n_dims": len(self.dims), "pt_min": self.pt_min.tolist(), "bound": self.bound.tolist(),
                 "mean": self.mean.tolist(), "std": self.std.tolist(),
                 "constant": self.constant.tolist(), "value": self.value.tolist(), "dilepton_mass": self.dilepton_mass,
                 "mll_peak": self.mll_peak, "mll_range": list(self.mll_range)}
@@ -331,7 +328,7 @@ class Transform:
     def from_state(cls, state: Mapping[str, Any]) -> Transform:
         t = cls((int(state["n_dims"]) - 5) // 4, dilepton_mass=bool(state["dilepton_mass"]), mll_peak=state["mll_peak"])
         t.mll_range = tuple(float(v) for v in state["mll_range"])
-        t.pt_min, t.eta_max, t.mean, t.std = (np.array(state[k], dtype=np.float64) for k in ("pt_min", "eta_max", "mean", "std"))
+        t.pt_min, t.bound, t.mean, t.std = (np.array(state[k], dtype=np.float64) for k in ("pt_min", "bound", "mean", "std"))
         t.constant, t.value = np.array(state["constant"], bool), np.array(state["value"], dtype=np.float64)
         return t
 
