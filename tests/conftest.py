@@ -1,4 +1,4 @@
-"""Shared pytest fixtures: paths to the real event files in ../shared/data."""
+"""Shared pytest fixtures: the real event files in tests/data (see tests/data/README.md)."""
 
 from __future__ import annotations
 
@@ -10,15 +10,13 @@ import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = ROOT.parent / "shared" / "data"
+TEST_DATA = ROOT / "tests" / "data"
 
 
 @pytest.fixture(scope="session")
-def shared_data() -> Path:
-    """Folder ``../shared/data`` beside the project checkout (real files written by other programs)."""
-    if not SHARED_DATA.is_dir():
-        pytest.fail(f"shared test data not found at {SHARED_DATA}; the checkout must sit beside ../shared")
-    return SHARED_DATA
+def data_dir() -> Path:
+    """Folder ``tests/data``: small real files written by other programs (CMS NanoAOD, MadGraph, POWHEG)."""
+    return TEST_DATA
 
 
 @contextmanager

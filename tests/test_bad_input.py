@@ -22,9 +22,9 @@ from lhcchain.errors import InputError
 from lhcchain.prepare.run import output_paths, prepare
 
 ROOT = Path(__file__).resolve().parents[1]
-CMS = "external/nanoAOD_2015_CMS_Open_Data_ttbar.root"
-MADGRAPH = "external/pylhe-testfile-madgraph-2.2.1-Z-mlm.lhe.gz"
-POWHEG = "external/pylhe-testfile-powheg-box-v2-Zj.lhe"
+CMS = "nanoAOD_2015_CMS_Open_Data_ttbar.root"
+MADGRAPH = "pylhe-testfile-madgraph-2.2.1-Z-mlm.lhe.gz"
+POWHEG = "pylhe-testfile-powheg-box-v2-Zj.lhe"
 
 
 def load_config() -> dict:
@@ -73,8 +73,8 @@ def test_missing_input(tmp_path):
 
 
 @pytest.mark.parametrize("damage", ["truncated", "random_bytes", "corrupt_middle"])
-def test_damaged_root_file(shared_data, tmp_path, damage):
-    good = (shared_data / CMS).read_bytes()
+def test_damaged_root_file(data_dir, tmp_path, damage):
+    good = (data_dir / CMS).read_bytes()
     bad = tmp_path / f"{damage}.root"
     if damage == "truncated":
         bad.write_bytes(good[: int(0.4 * len(good))])
@@ -112,12 +112,12 @@ def test_missing_branch(tmp_path):
 
 
 @pytest.mark.parametrize(("source", "fresh"), [(CMS, False), (POWHEG, True)], ids=["cms_existing_outputs", "powheg_fresh_dir"])
-def test_selection_keeps_nothing(shared_data, tmp_path, source, fresh):
+def test_selection_keeps_nothing(data_dir, tmp_path, source, fresh):
     outdir = tmp_path / "out"
     if not fresh:
         existing_outputs(outdir)
     levels = ["parton"] if source.endswith(".lhe") else ["reco"]
-    msg = fails_cleanly(outdir, "empty_sample", [shared_data / source], prepare_cfg(levels, step_size=70, lepton_pt_min=1e6),
+    msg = fails_cleanly(outdir, "empty_sample", [data_dir / source], prepare_cfg(levels, step_size=70, lepton_pt_min=1e6),
                         "no events", "'empty_sample'")
     assert ("100 read" if fresh else "200 read") in msg
     if fresh:
@@ -126,10 +126,10 @@ def test_selection_keeps_nothing(shared_data, tmp_path, source, fresh):
 
 @pytest.mark.filterwarnings("ignore:Parse Error:RuntimeWarning")
 @pytest.mark.parametrize("damage", ["truncated_gz", "garbage_xml", "truncated_xml"])
-def test_corrupt_lhe(shared_data, tmp_path, damage):
+def test_corrupt_lhe(data_dir, tmp_path, damage):
     if damage == "truncated_gz":  # ~260 events, then the gzip stream ends: two steps are read first
         bad = tmp_path / "z.lhe.gz"
-        bad.write_bytes((shared_data / MADGRAPH).read_bytes()[:40_000])
+        bad.write_bytes((data_dir / MADGRAPH).read_bytes()[:40_000])
         with pytest.raises(EOFError):
             gzip.decompress(bad.read_bytes())
     elif damage == "garbage_xml":
@@ -137,7 +137,7 @@ def test_corrupt_lhe(shared_data, tmp_path, damage):
         bad.write_text('<LesHouchesEvents version="1.0">\n<init>\n 2212 2212 <<< & not xml\n<event> 1 2 </evnt>\n')
     else:  # a plain LHE file cut in the middle of an event (pylhe alone only warns and stops)
         bad = tmp_path / "cut.lhe"
-        bad.write_bytes((shared_data / POWHEG).read_bytes()[:30_000])
+        bad.write_bytes((data_dir / POWHEG).read_bytes()[:30_000])
     outdir = tmp_path / "out"
     existing_outputs(outdir)
     fails_cleanly(outdir, "lhe", [bad], prepare_cfg(["parton"], step_size=100), str(bad))

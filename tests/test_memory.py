@@ -11,7 +11,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from .conftest import ROOT, SHARED_DATA
+from .conftest import ROOT, TEST_DATA
 
 SIMULATE = """
 import resource, sys, yaml
@@ -52,7 +52,7 @@ def test_simulate_memory_is_flat_in_events(tmp_path: Path) -> None:
 
 
 def test_prepare_memory_is_flat_in_events(tmp_path: Path) -> None:
-    lhe = SHARED_DATA / "external" / "pylhe-testfile-madgraph-2.2.1-Z-mlm.lhe.gz"
+    lhe = TEST_DATA / "pylhe-testfile-madgraph-2.2.1-Z-mlm.lhe.gz"
     script = PREPARE.format(config=str(ROOT / "config" / "config.yaml"), lhe=str(lhe))
     small, large = peak_mb(script, 500, tmp_path / "s"), peak_mb(script, 5000, tmp_path / "l")
     assert large < small * 1.10 + 20, json.dumps({"500 events": small, "5000 events": large})

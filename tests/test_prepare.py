@@ -27,9 +27,9 @@ import lhcchain.prepare.run as run_module
 from lhcchain.prepare.run import OUTPUTS, SPLITS, output_paths, prepare, split_of
 
 ROOT = Path(__file__).resolve().parents[1]
-CMS = "external/nanoAOD_2015_CMS_Open_Data_ttbar.root"
-MADGRAPH = "external/pylhe-testfile-madgraph-2.2.1-Z-mlm.lhe.gz"
-POWHEG = "external/pylhe-testfile-powheg-box-v2-Zj.lhe"
+CMS = "nanoAOD_2015_CMS_Open_Data_ttbar.root"
+MADGRAPH = "pylhe-testfile-madgraph-2.2.1-Z-mlm.lhe.gz"
+POWHEG = "pylhe-testfile-powheg-box-v2-Zj.lhe"
 LOOSE = {"n_leptons_min": 1, "require_ossf": False, "mll_min": None, "mll_max": None, "n_jets_min": 1}
 BASE_COLUMNS = ("file_index", "entry", "run", "event", "weight")
 MUON_MASS, ELECTRON_MASS = 0.1056584, 0.000511
@@ -84,11 +84,11 @@ def delta_r(eta1: float, phi1: float, eta2: float, phi2: float) -> float:
 
 
 @pytest.fixture(scope="module")
-def cms_run(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Path], dict[str, Any], dict[str, Any]]:
+def cms_run(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Path], dict[str, Any], dict[str, Any]]:
     outdir = tmp_path_factory.mktemp("cms") / "out"
     outs = output_paths(outdir)
     cfg = prepare_cfg(LOOSE, levels=["parton", "particle", "reco"], step_size=70)  # 70, 70, 60 events
-    metrics = prepare("cms_ttbar", [shared_data / CMS], outs, cfg, seed=11)
+    metrics = prepare("cms_ttbar", [data_dir / CMS], outs, cfg, seed=11)
     return outs, metrics, cfg
 
 
@@ -112,7 +112,7 @@ def test_cms_outputs_exist(cms_run):
     assert json.loads(outs["metrics"].read_text()) == json.loads(json.dumps(metrics))
 
 
-def test_cms_counts_and_cutflow(cms_run, shared_data):
+def test_cms_counts_and_cutflow(cms_run, data_dir):
     outs, metrics, _ = cms_run
     meta = json.loads(outs["metadata"].read_text())
     counts = meta["counts"]
@@ -121,7 +121,7 @@ def test_cms_counts_and_cutflow(cms_run, shared_data):
     assert sum(rows.values()) == counts["kept"] == metrics["events_kept"] > 0
     assert rows == {s: counts[s] for s in SPLITS}
 
-    weights = uproot.open(shared_data / CMS)["Events"]["genWeight"].array(library="np").astype(np.float64)
+    weights = uproot.open(data_dir / CMS)["Events"]["genWeight"].array(library="np").astype(np.float64)
     cutflow = read_cutflow(outs["cutflow"])
     assert list(cutflow) == ["parton", "particle", "reco"]
     for level, level_rows in cutflow.items():
@@ -167,13 +167,13 @@ def test_cms_pass_flags_match_cutflow(cms_run):
     assert len(np.unique(cols["entry"])) == len(cols["entry"])
 
 
-def test_cms_reco_jets_match_independent_read(cms_run, shared_data):
+def test_cms_reco_jets_match_independent_read(cms_run, data_dir):
     """Selected, lepton-cleaned reco jets recomputed event by event from the raw NanoAOD branches."""
     outs, _, cfg = cms_run
     sel = cfg["selection"]
     branches = ["event", "Jet_pt", "Jet_eta", "Jet_phi"] + [f"{c}_{f}" for c in ("Muon", "Electron")
                                                             for f in ("pt", "eta", "phi", "pfRelIso03_all")]
-    raw = uproot.open(shared_data / CMS)["Events"].arrays(branches, library="ak")
+    raw = uproot.open(data_dir / CMS)["Events"].arrays(branches, library="ak")
     expected_pass, expected_j1, expected_nj = [], [], []
     for ev in raw.to_list():
         leptons = [(pt, eta, phi) for c in ("Muon", "Electron")
@@ -197,18 +197,18 @@ def test_cms_reco_jets_match_independent_read(cms_run, shared_data):
     assert np.all(np.isfinite(cols["reco_j1_pt"][cols["reco_pass"]]))
 
 
-def test_iterate_events_streams_in_steps(shared_data):
-    batches = list(iterate_events(shared_data / CMS, ["reco"], step_size=100))
+def test_iterate_events_streams_in_steps(data_dir):
+    batches = list(iterate_events(data_dir / CMS, ["reco"], step_size=100))
     assert [len(b) for b in batches] == [100, 100]
     assert np.array_equal(np.concatenate([b.entry for b in batches]), np.arange(200))
     assert all(len(b.levels["reco"]["jets"]) == 100 for b in batches)
 
 
-def test_split_independent_of_step_size_and_seed_dependent(shared_data, tmp_path, no_figures):
+def test_split_independent_of_step_size_and_seed_dependent(data_dir, tmp_path, no_figures):
     runs = {}
     for name, step, seed in (("small", 37, 5), ("large", 1000, 5), ("other_seed", 1000, 6)):
         outs = output_paths(tmp_path / name)
-        prepare("powheg_zj", [shared_data / POWHEG], outs, prepare_cfg(levels=["parton"], step_size=step), seed=seed)
+        prepare("powheg_zj", [data_dir / POWHEG], outs, prepare_cfg(levels=["parton"], step_size=step), seed=seed)
         runs[name] = outs
     small, large = split_entries(runs["small"]), split_entries(runs["large"])
     assert small == large
@@ -248,19 +248,19 @@ def lhe_expected(path: Path, sel: Mapping[str, Any], n: int | None = None) -> li
 
 
 @pytest.fixture(scope="module")
-def madgraph_run(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Path], dict[str, Any], dict[str, Any]]:
+def madgraph_run(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Path], dict[str, Any], dict[str, Any]]:
     outs = output_paths(tmp_path_factory.mktemp("madgraph"))
     cfg = prepare_cfg(levels=["parton"], step_size=2500)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(run_module, "_figures", skip_figures)
-        metrics = prepare("madgraph_z", [shared_data / MADGRAPH], outs, cfg, seed=20261123)
+        metrics = prepare("madgraph_z", [data_dir / MADGRAPH], outs, cfg, seed=20261123)
     return outs, metrics, cfg
 
 
-def test_madgraph_mll_matches_pylhe_vector(madgraph_run, shared_data):
+def test_madgraph_mll_matches_pylhe_vector(madgraph_run, data_dir):
     outs, _, cfg = madgraph_run
     n = 400
-    expected = lhe_expected(shared_data / MADGRAPH, cfg["selection"], n)
+    expected = lhe_expected(data_dir / MADGRAPH, cfg["selection"], n)
     cols = read_all(outs)
     first = cols["entry"] < n
     entry = cols["entry"][first]
@@ -300,11 +300,11 @@ def test_madgraph_split_fractions(madgraph_run):
         assert set(written[s]) <= set(np.flatnonzero(a == i).tolist()), s
 
 
-def test_powheg(shared_data, tmp_path, no_figures):
+def test_powheg(data_dir, tmp_path, no_figures):
     outs = output_paths(tmp_path / "out")
     cfg = prepare_cfg(levels=["parton"], step_size=30)
-    metrics = prepare("powheg_zj", [shared_data / POWHEG], outs, cfg, seed=3)
-    expected = lhe_expected(shared_data / POWHEG, cfg["selection"])
+    metrics = prepare("powheg_zj", [data_dir / POWHEG], outs, cfg, seed=3)
+    expected = lhe_expected(data_dir / POWHEG, cfg["selection"])
     assert len(expected) == 100 == metrics["events_read"]
     cols = read_all(outs)
     passing = [i for i, e in enumerate(expected) if e["pass"]]

@@ -149,8 +149,8 @@ def test_chunks_are_reproducible_and_independent(chunk: dict) -> None:
         chunk_config("nominal", {"process": "drell_yan_ll", "n_events": 120, "chunks": 2}, 1, 99).seed
 
 
-def test_lhe_chunk_showers_its_own_slice(tmp_path, shared_data) -> None:
-    lhe = shared_data / "external" / "pylhe-testfile-powheg-box-v2-Zj.lhe"
+def test_lhe_chunk_showers_its_own_slice(tmp_path, data_dir) -> None:
+    lhe = data_dir / "pylhe-testfile-powheg-box-v2-Zj.lhe"
     sample = {"process": "lhe", "lhe_file": str(lhe), "n_events": 100, "chunks": 4}
     simulate_chunk("powheg", sample, 2, 1, DETECTOR, CONFIG["simulate"]["jets"], tmp_path / "c2.root", tmp_path / "c2.json", batch_size=10)
     hard = uproot.open(tmp_path / "c2.root")["Events"].arrays(["LHEPart_pt", "LHEPart_pdgId", "LHEPart_status"])

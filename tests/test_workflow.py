@@ -1,7 +1,7 @@
 """The Snakemake workflow: lint, cluster-profile dry runs, and an end-to-end run of config/test.yaml.
 
-The end-to-end run happens in a scratch project (symlinks to this checkout's workflow files, and
-to ../shared) so that it never touches the checkout's own results/.
+The end-to-end run happens in a scratch project (symlinks to this checkout's workflow files and its
+tests/data) so that it never touches the checkout's own results/.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from .conftest import ROOT, SHARED_DATA
+from .conftest import ROOT
 
 LINKED = ("workflow", "rules", "scripts", "config", "envs")
 Z_MASS = 91.1876
@@ -37,11 +37,10 @@ def scheduled(out: str) -> dict[str, int]:
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Scratch project: <tmp>/work with the workflow linked in, and <tmp>/shared -> ../shared."""
-    base = tmp_path_factory.mktemp("project")
-    (base / "shared").symlink_to(SHARED_DATA.parent)
-    work = base / "work"
-    work.mkdir()
+    """Scratch project: <tmp>/work with the workflow and tests/data linked in."""
+    work = tmp_path_factory.mktemp("project") / "work"
+    (work / "tests").mkdir(parents=True)
+    (work / "tests" / "data").symlink_to(ROOT / "tests" / "data")
     for name in LINKED:
         (work / name).symlink_to(ROOT / name)
     return work

@@ -18,7 +18,7 @@ from lhcchain.generate.sample import canonical_leptons
 
 from .conftest import ROOT, skip_figures
 
-POWHEG = "external/pylhe-testfile-powheg-box-v2-Zj.lhe"
+POWHEG = "pylhe-testfile-powheg-box-v2-Zj.lhe"
 MULT = (1, 2, 3)
 CUTS = {"lepton_pt_min": 20.0, "jet_pt_min": 20.0}
 
@@ -161,20 +161,20 @@ def test_non_finite_kinematics_names_column(prepared: Path):
         build_events(cols, "particle", MULT, "src.parquet")
 
 
-def test_lhe_input_matches_prepare_output(shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def test_lhe_input_matches_prepare_output(data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """An LHE file read directly (prepare readers + selection) gives the events prepare writes for it."""
     cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["prepare"]
     cfg.update(levels=["parton"], split={"train": 1.0, "val": 0.0, "test": 0.0})
     cfg["selection"].update(mll_min=None, mll_max=None)
     monkeypatch.setattr(prepare_run, "_figures", skip_figures)
     outs = prepare_run.output_paths(tmp_path / "p")
-    prepare_run.prepare("powheg", [shared_data / POWHEG], outs, cfg, seed=1)
-    direct = load_events(shared_data / POWHEG, "parton", (0, 1), 3, cfg["selection"])
+    prepare_run.prepare("powheg", [data_dir / POWHEG], outs, cfg, seed=1)
+    direct = load_events(data_dir / POWHEG, "parton", (0, 1), 3, cfg["selection"])
     via_prepare = load_events(outs["train"], "parton", (0, 1), 3)
     assert len(direct) == len(via_prepare) > 20
     np.testing.assert_allclose(direct.x, via_prepare.x, rtol=1e-6, equal_nan=True)
     with pytest.raises(InputError, match="parton level only"):
-        load_events(shared_data / POWHEG, "particle", (1,), 3, cfg["selection"])
+        load_events(data_dir / POWHEG, "particle", (1,), 3, cfg["selection"])
 
 
 def test_breit_wigner_logit_makes_a_resonance_logistic():
