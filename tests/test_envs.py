@@ -1,0 +1,137 @@
+"""The per-stage conda environments (envs/<stage>.yaml) agree with pyproject.toml and with the code.
+
+For each stage, every third-party module that its scripts import (following lhcchain's own imports
+transitively, including imports inside functions and lazily imported submodules) must come from a
+package the environment lists, and every package the environment lists must be a dependency in
+pyproject.toml with the same version bounds.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import sys
+import tomllib
+from importlib.metadata import packages_distributions
+from pathlib import Path
+
+import pytest
+import yaml
+
+from .conftest import ROOT
+
+ENVS = sorted(p.stem for p in (ROOT / "envs").glob("*.yaml"))
+CONDA_TO_PIP = {"pytorch": "torch"}  # conda-forge names that differ from the PyPI distribution
+NOT_PACKAGES = {"python", "pip"}
+
+
+def canonical(name: str) -> str:
+    """PEP 503 normalised distribution name."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def split_requirement(req: str) -> tuple[str, str]:
+    """('name', 'specifier') of a requirement string such as 'pythia8mc>=8.312,<8.318'."""
+    m = re.match(r"\s*([A-Za-z0-9_.\-]+)\s*(.*)$", req)
+    assert m, req
+    return canonical(CONDA_TO_PIP.get(m.group(1), m.group(1))), m.group(2).replace(" ", "")
+
+
+def pyproject_requirements() -> dict[str, str]:
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    return dict(split_requirement(d) for d in deps)
+
+
+def env_requirements(stage: str) -> dict[str, str]:
+    env = yaml.safe_load((ROOT / "envs" / f"{stage}.yaml").read_text())
+    reqs: dict[str, str] = {}
+    for dep in env["dependencies"]:
+        for item in dep["pip"] if isinstance(dep, dict) else [dep]:
+            name, spec = split_requirement(item)
+            if name not in NOT_PACKAGES:
+                reqs[name] = spec
+    return reqs
+
+
+def module_file(module: str) -> Path | None:
+    """Source file of an lhcchain module (a package's __init__.py), or None."""
+    base = ROOT / Path(*module.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def imported_modules(path: Path, package: str) -> set[str]:
+    """Absolute names of the modules ``path`` imports anywhere (relative imports resolved against ``package``),
+    plus the submodules named in a ``lazy_attributes`` table."""
+    tree = ast.parse(path.read_text())
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*parts, base] if base else parts)
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names)  # `from pkg import submodule`
+        elif isinstance(node, ast.Call) and getattr(node.func, "id", "") == "lazy_attributes":
+            table = next((a for a in node.args if isinstance(a, ast.Dict)), None)
+            if table is not None:
+                found.update(f"{package}.{v.value}" for v in table.values if isinstance(v, ast.Constant))
+    return found
+
+
+def third_party_imports(stage: str) -> set[str]:
+    """Top-level third-party modules reachable from the stage's scripts."""
+    todo = [p for p in (ROOT / "scripts").glob("*.py") if p.stem == stage or p.stem.startswith(f"{stage}_")]
+    assert todo, f"no scripts for stage {stage}"
+    seen: set[Path] = set()
+    outside: set[str] = set()
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        rel = path.relative_to(ROOT).with_suffix("")
+        package = ".".join(rel.parts[:-1])  # a/b/c.py and a/b/__init__.py both resolve relative imports in a.b
+        for module in imported_modules(path, package):
+            top = module.split(".")[0]
+            if top == "lhcchain":
+                parts = module.split(".")
+                for i in range(1, len(parts) + 1):  # importing a.b.c runs a/__init__, a/b/__init__ too
+                    f = module_file(".".join(parts[:i]))
+                    if f is not None and f not in seen:
+                        todo.append(f)
+            elif top and top not in sys.stdlib_module_names and top != "__future__":
+                outside.add(top)
+    return outside
+
+
+@pytest.mark.parametrize("stage", ENVS)
+def test_env_matches_pyproject(stage: str) -> None:
+    project = pyproject_requirements()
+    for name, spec in env_requirements(stage).items():
+        assert name in project, f"envs/{stage}.yaml lists {name}, which pyproject.toml does not depend on"
+        assert spec == project[name], f"envs/{stage}.yaml: {name}{spec}, pyproject.toml: {name}{project[name]}"
+
+
+@pytest.mark.parametrize("stage", ENVS)
+def test_env_provides_every_import(stage: str) -> None:
+    dists = packages_distributions()
+    listed = set(env_requirements(stage))
+    missing = {}
+    for module in third_party_imports(stage):
+        providers = {canonical(d) for d in dists.get(module, [module])}
+        if not providers & listed:
+            missing[module] = sorted(providers)
+    assert not missing, f"envs/{stage}.yaml lacks the packages of these imports: {missing}"
+
+
+def test_import_scan_sees_lazy_and_nested_imports() -> None:
+    """The scan is not vacuous: it follows lhcchain's own imports (lazy ones included) to torch and madnis."""
+    found = third_party_imports("madnis")
+    assert {"torch", "madnis", "numpy", "matplotlib", "pylhe"} <= found
+    assert "fastjet" in third_party_imports("simulate") and "uproot" in third_party_imports("prepare")
