@@ -54,3 +54,16 @@ def test_no_tracked_file_refers_outside_the_repository() -> None:
             if outside in path.read_text(errors="ignore"):
                 offenders.append(name)
     assert not offenders, f"tracked files refer to {outside}: {offenders}"
+
+
+def test_ci_installs_as_the_readme_says() -> None:
+    """Every install step of the README's one-line test command is in .ci/run, with the same arguments."""
+    readme = (ROOT / "README.md").read_text()
+    test_line = next(line for line in readme.splitlines() if line.startswith("python3 -m venv") and line.endswith("pytest"))
+    steps = [s.strip() for s in test_line.split("&&")]
+    installs = [s.removeprefix("pip ") for s in steps if s.startswith("pip install")]
+    assert installs and any("torch" in s for s in installs)
+    ci = (ROOT / ".ci" / "run").read_text().replace("--quiet ", "")
+    for step in installs:
+        assert f"python -m pip {step}" in ci, f".ci/run does not run the README's `pip {step}`"
+    assert "python3 -m venv .venv" in ci and ci.rstrip().endswith("python -m pytest")
