@@ -71,6 +71,22 @@ def test_fit_peak_recovers_breit_wigner_and_voigt(sigma):
         assert fixed["sigma"] < 0.05
 
 
+def test_fit_peak_errors_of_weighted_events():
+    """Exponential event weights (E[w^2] / E[w]^2 = 2): with the sum of squared weights per bin the
+    mean's error is sqrt(2) times that of the same events unweighted (30 seeds: 1.409 +- 0.009),
+    and the mean lies within 4 of it."""
+    rng = np.random.default_rng(8)
+    x = voigt_sample(rng, 50_000, M_Z, GAMMA_Z / 2, 1.0)
+    w = rng.exponential(1.0, x.size)
+    edges = np.linspace(81.0, 101.0, 81)
+    counts, _ = np.histogram(x, edges, weights=w)
+    sumw2, _ = np.histogram(x, edges, weights=w * w)
+    weighted = fit_peak(counts, edges, sumw2, gamma=GAMMA_Z / 2)
+    plain = fit_peak(np.histogram(x, edges)[0], edges, gamma=GAMMA_Z / 2)
+    assert weighted["mean_err"] / plain["mean_err"] == pytest.approx(math.sqrt(2), rel=0.03)
+    assert abs(weighted["mean"] - M_Z) < 4 * weighted["mean_err"]
+
+
 def test_z_peak_shift_and_width_ratio():
     """Truth: Breit-Wigner of Gamma_Z; generated: shifted by +0.3 GeV and smeared by 1.5 GeV. The
     shift and the FWHM ratio come out within 4 of their errors (FWHM errors from Poisson replicas)."""
