@@ -87,8 +87,6 @@ def test_ecal_resolution_is_the_cards(energy, eta):
     assert np.std(e) == pytest.approx(card_ecal(energy, eta), rel=TOLERANCE)
 
 
-@pytest.mark.xfail(strict=True, reason="the config's ECal resolution omits the card's eta shape "
-                   "(1 + 0.64 eta^2 for |eta| <= 1.5, 2.16 + 5.6 (|eta| - 2)^2 for 1.5-2.5)")
 @pytest.mark.parametrize("energy, eta", [(50.0, 1.0), (50.0, 2.0)])
 def test_ecal_resolution_eta_shape_is_the_cards(energy, eta):
     eta = cell_centre(eta)
