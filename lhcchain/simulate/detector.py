@@ -6,8 +6,9 @@ public Delphes 3 CMS card (``cards/delphes_card_CMS.tcl``) and say so next to ea
 Model, per event:
   * Calorimeter: a uniform eta-phi grid of towers (``eta_cell`` x 2 pi / ``n_phi``, |eta| < ``eta_max``).
     Electrons and photons deposit in the ECAL, other visible particles except muons in the HCAL.
-    Each tower's ECAL and HCAL energies are smeared with sigma/E = sqrt(C^2 + S^2/E + N^2/E^2)
-    (constant C, stochastic S in sqrt(GeV), noise N in GeV, per |eta| region) using a log-normal
+    Each tower's ECAL and HCAL energies are smeared with sigma/E = f(eta) sqrt(C^2 + S^2/E + N^2/E^2)
+    (constant C, stochastic S in sqrt(GeV), noise N in GeV, and the optional shape
+    f = a + b (|eta| - eta0)^2 from ``eta_shape: [a, b, eta0]``, per |eta| region) using a log-normal
     distribution of that mean and width (as Delphes does), then zeroed below the ECAL/HCAL thresholds.
     A tower is massless and points at its cell centre.
   * Muons: tracking efficiency per |eta| region above ``pt_min``; pT smeared with the
@@ -35,22 +36,29 @@ from .objects import invisible, kinematics, p4, transverse_sum
 Regions = Sequence[Mapping[str, float]]
 
 
+def region_index(regions: Regions, abs_eta: np.ndarray) -> np.ndarray:
+    """Index of the first region with ``abs_eta <= eta_max``; ``len(regions)`` beyond every region."""
+    index = np.full(np.shape(abs_eta), len(regions))
+    for i in reversed(range(len(regions))):  # earlier regions overwrite later ones: the first match wins
+        index[abs_eta <= regions[i]["eta_max"]] = i
+    return index
+
+
 def region_values(regions: Regions, abs_eta: np.ndarray, key: str) -> np.ndarray:
     """Value of ``key`` from the first region with ``abs_eta <= eta_max``; 0 beyond the last region."""
-    out = np.zeros_like(abs_eta, dtype=np.float64)
-    done = np.zeros_like(abs_eta, dtype=bool)
-    for reg in regions:
-        sel = ~done & (abs_eta <= reg["eta_max"])
-        out[sel] = reg.get(key, 0.0)
-        done |= sel
-    return out
+    values = np.array([reg.get(key, 0.0) for reg in regions] + [0.0], dtype=np.float64)
+    return values[region_index(regions, abs_eta)]
 
 
 def calo_resolution(regions: Regions, energy: np.ndarray, abs_eta: np.ndarray) -> np.ndarray:
-    """Absolute energy resolution sigma_E in GeV: E * sqrt(C^2 + S^2/E + N^2/E^2); 0 outside acceptance."""
+    """Absolute energy resolution sigma_E in GeV: f(eta) E sqrt(C^2 + S^2/E + N^2/E^2), with
+    f = a + b (|eta| - eta0)^2 where the region has ``eta_shape: [a, b, eta0]`` (else 1); 0 outside acceptance."""
     c, s, n = (region_values(regions, abs_eta, k) for k in ("constant", "stochastic", "noise"))
+    a, b, eta0 = np.array([reg.get("eta_shape", (1.0, 0.0, 0.0)) for reg in regions] + [(1.0, 0.0, 0.0)])[
+        region_index(regions, abs_eta)].T
+    shape = a + b * (abs_eta - eta0) ** 2
     e = np.maximum(energy, 1e-9)
-    return np.sqrt((c * e) ** 2 + s**2 * e + n**2)
+    return shape * np.sqrt((c * e) ** 2 + s**2 * e + n**2)
 
 
 def muon_pt_resolution(cfg: Mapping[str, Any], pt: np.ndarray, abs_eta: np.ndarray) -> np.ndarray:

@@ -151,26 +151,23 @@ def test_load_surrogate(trained, small_dataset, gg3g):
         load_surrogate(small_dataset[0])
 
 
-def test_sigma_calibration(trained, small_dataset):
-    """The stored sigma_scale is the RMS of the uncalibrated validation pulls (computed here from the
-    surrogate with the scale set to 1); with it the validation pulls have unit RMS, and the test pulls
-    (not used for it) a width near 1."""
+def test_sigma_calibration_out_of_sample(trained, small_dataset):
+    """The calibrated total pulls on the test set, which the calibration never saw, have unit RMS
+    within 4 standard errors of the two RMS estimates (validation set fixing the scale, test set
+    checking it), each sqrt(Var(pull^2) / 4n) from the pulls themselves (measured: RMS 1.06 in a
+    band of +-0.21 for 450 + 450 points). Without the scale the ensemble over-covers (RMS < 0.9)."""
     sur = load_surrogate(trained, device="cpu")
-    stored = sur.sigma_scale
-    assert stored == torch.load(trained, weights_only=False)["sigma_scale"]
 
     def pulls(part: int) -> np.ndarray:
         data = read_dataset(small_dataset[0], parts=[part])
         log_nn, syst, stat = (t.numpy() for t in sur.predict_log(torch.from_numpy(data["momenta"])))
         return (log_nn - np.log(data["amplitudes"])) / np.hypot(syst, stat)
 
-    sur.sigma_scale = 1.0
-    raw = pulls(1)
-    assert stored == pytest.approx(np.sqrt(np.mean(raw**2)), rel=1e-3)
-    assert stored < 0.9  # an ensemble's summed member sigmas over-cover its mean
-    sur.sigma_scale = stored
-    assert np.sqrt(np.mean(pulls(1) ** 2)) == pytest.approx(1.0, rel=1e-3)
-    assert 0.7 < np.std(pulls(2)) < 1.4
+    val, test = pulls(1), pulls(2)
+    band = 4 * np.sqrt(sum(np.var(p**2) / (4 * len(p)) for p in (val, test)))
+    rms = np.sqrt(np.mean(test**2))
+    assert band < 0.25 and abs(rms - 1) < band, (rms, band)
+    assert np.sqrt(np.mean((test * sur.sigma_scale) ** 2)) < 0.9  # uncalibrated: sigma_scale = 1
 
 
 def test_no_sigma_calibration(small_dataset, tmp_path):

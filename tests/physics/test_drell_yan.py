@@ -320,7 +320,9 @@ def test_zprime_default_couplings_and_width():
     """The default Z' against numbers computed here: 0.2 x the SM Z vector and axial couplings
     ``v = (g/cos)(T3/2 - Q s2eff)``, ``a = (g/cos) T3/2`` at alpha_em(M_Z), and the tree-level
     partial widths ``N_c M beta/(12 pi) [v^2 (1 + 2 m^2/M^2) + a^2 (1 - 4 m^2/M^2)]`` to the SM
-    fermions (top with m = 172.5 GeV, neutrinos with v = a) summing to ~0.44 GeV at M = 400 GeV."""
+    fermions (top with m = 172.5 GeV, neutrinos with v = a) from lhcchain's couplings, summing to
+    ~0.44 GeV at M = 400 GeV: not the default width of 0.5 GeV, which is a forced input (the config
+    says so; ``test_zprime_width`` checks that Pythia is given the same)."""
     zp = ZPrimeParameters()
     e = math.sqrt(4 * math.pi * 0.00781751)
     gz = e / math.sqrt(0.2312 * (1 - 0.2312))
@@ -338,7 +340,7 @@ def test_zprime_default_couplings_and_width():
         r = 4 * mass**2 / zp.mass**2
         return colours * zp.mass * math.sqrt(1 - r) / (12 * math.pi) * (v**2 * (1 + r / 2) + a**2 * (1 - r))
 
-    up, down, lepton, neutrino = expected["u"], expected["d"], expected["l"], couplings(0.0, 0.5)
+    up, down, lepton, neutrino = (zp.v_u, zp.a_u), (zp.v_d, zp.a_d), (zp.v_l, zp.a_l), couplings(0.0, 0.5)
     total = 2 * width(*up, 3) + width(*up, 3, 172.5) + 3 * width(*down, 3) + 3 * width(*lepton, 1)
     total += 3 * width(*neutrino, 1)
     assert total == pytest.approx(0.44, abs=0.005)
