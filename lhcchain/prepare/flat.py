@@ -97,7 +97,7 @@ class FlatMap:
         names |= {b: f"branches.{k}" for k, b in (("run", self.run), ("event", self.event)) if b}
         for lv in levels:
             for om in self.objects[lv].values():
-                names = om.branches() | names
+                names |= {b: entry for b, entry in om.branches().items() if b not in names}
         return names
 
 
