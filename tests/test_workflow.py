@@ -166,7 +166,7 @@ def test_prepare_setting_reruns_only_prepare(e2e: Path) -> None:
     res = snakemake(["-n", "--configfile", str(changed)], e2e)
     assert res.returncode == 0, res.stderr[-3000:]
     jobs = scheduled(res.stdout + res.stderr)
-    assert jobs.get("prepare") == 7
+    assert jobs.get("prepare") == 8
     assert "simulate" not in jobs and "simulate_summary" not in jobs
 
 

@@ -189,8 +189,8 @@ def iterate_flat(path: str | os.PathLike[str], fmap: FlatMap, levels: Sequence[s
     for a in _guarded(tree.iterate(list(names), step_size=step_size, library="ak"), f"file {p}: reading tree {fmap.tree!r}"):
         n = len(a)
         entry = np.arange(start, start + n, dtype=np.int64)
+        step = _Step(a, f"file {p}", start)
         start += n
-        step = _Step(a, f"file {p}", int(entry[0]))
         lv = {level: _level(step, fmap.objects[level], fmap.scale) for level in levels}
         weight = np.ones(n)
         for b in fmap.weight:
