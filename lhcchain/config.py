@@ -38,13 +38,15 @@ def entry(config: Mapping[str, Any], name: str) -> Mapping[str, Any]:
 
 
 def prepare_settings(config: Mapping[str, Any], name: str) -> dict[str, Any]:
-    """``prepare`` section for ``name`` with its ``levels``/``selection``/``format`` overrides applied."""
+    """``prepare`` section for ``name`` with its ``levels``/``selection``/``format`` overrides (and a flat
+    ntuple's ``tree`` and ``branches``) applied."""
     settings = copy.deepcopy(dict(config["prepare"]))
     own = entry(config, name)
     if "levels" in own:
         settings["levels"] = list(own["levels"])
-    if "format" in own:
-        settings["format"] = own["format"]
+    for key in ("format", "tree", "branches"):  # tree and branches: a flat ntuple's map (lhcchain.prepare.flat)
+        if key in own:
+            settings[key] = copy.deepcopy(own[key])
     settings["selection"] = {**settings["selection"], **own.get("selection", {})}
     return settings
 

@@ -57,7 +57,7 @@ def test_cluster_profile_dry_run(project: Path, profile: str) -> None:
     res = snakemake(["-n", "--profile", f"workflow/profiles/{profile}", "--configfile", "config/test.yaml"], project)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     jobs = scheduled(res.stdout + res.stderr)
-    assert jobs["simulate"] == 6 and jobs["prepare"] == 7 and jobs["simulate_summary"] == 4
+    assert jobs["simulate"] == 6 and jobs["prepare"] == 8 and jobs["simulate_summary"] == 4
     assert jobs["amplitude_data"] == jobs["train_amplitude"] == jobs["evaluate_amplitude"] == 1
     assert jobs["train_generator"] == jobs["sample_generator"] == jobs["evaluate_generator"] == 1
     assert jobs["madnis_integrate"] == jobs["madnis_unweight"] == 4
@@ -135,8 +135,8 @@ def test_end_to_end_outputs(e2e: Path) -> None:
 
 def test_every_rule_stays_under_4_gb(e2e: Path) -> None:
     tables = list((e2e / "benchmarks").rglob("*.tsv"))
-    # 6 simulate + 4 summaries + 7 prepare + 2 x (amplitude data/import, train, evaluate) + 3 generate + 4 x 2 madnis
-    assert len(tables) == 34
+    # 6 simulate + 4 summaries + 8 prepare + 2 x (amplitude data/import, train, evaluate) + 3 generate + 4 x 2 madnis
+    assert len(tables) == 35
     for t in tables:
         row = next(csv.DictReader(t.open(), delimiter="\t"))
         assert float(row["max_rss"]) < 4000, (t, row["max_rss"])
@@ -166,7 +166,7 @@ def test_prepare_setting_reruns_only_prepare(e2e: Path) -> None:
     res = snakemake(["-n", "--configfile", str(changed)], e2e)
     assert res.returncode == 0, res.stderr[-3000:]
     jobs = scheduled(res.stdout + res.stderr)
-    assert jobs.get("prepare") == 7
+    assert jobs.get("prepare") == 8
     assert "simulate" not in jobs and "simulate_summary" not in jobs
 
 

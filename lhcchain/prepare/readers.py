@@ -8,6 +8,7 @@ Supported inputs and what each gives (``levels``):
     particle (``GenJet.*``, bare status-1 leptons from ``Particle.*``, ``GenMissingET.*``),
     parton (``Particle.*`` with Pythia 8 status 23, the outgoing hard process).
   * LHE files, plain or gzipped (pylhe): parton level (status-1 particles).
+  * Any other flat tree through the dataset's branch map (``format: flat``): see :mod:`lhcchain.prepare.flat`.
 
 Every level becomes the same canonical objects: ``leptons`` and ``jets`` as Momentum4D records
 (``pt, eta, phi, mass`` in GeV/rad, leptons with ``pdgId`` and optional ``iso``, jets with any of
@@ -69,7 +70,8 @@ def detect_format(path: str | os.PathLike[str]) -> str:
         return "nanoaod"
     if "Delphes" in trees:
         return "delphes"
-    raise InputError(f"file {p}: no tree 'Events' (NanoAOD) or 'Delphes' found; keys are {trees}")
+    raise InputError(f"file {p}: no tree 'Events' (NanoAOD) or 'Delphes' found; keys are {trees}. "
+                     "For another tree, give the dataset format: flat, its tree and a branches map")
 
 
 def _open_root(path: Path) -> uproot.ReadOnlyDirectory:
@@ -215,16 +217,21 @@ def _delphes_levels(a: ak.Array, levels: Sequence[str]) -> dict[str, dict[str, a
 
 # --------------------------------------------------------------------------- ROOT iteration
 
-def _iterate_root(path: Path, fmt: str, levels: Sequence[str], step_size: int) -> Iterator[Batch]:
-    tree_name, branches = ("Events", _nano_branches) if fmt == "nanoaod" else ("Delphes", _delphes_branches)
+def _open_tree(path: Path, tree_name: str, fmt: str) -> tuple[uproot.TTree, set[str]]:
+    """The TTree ``tree_name`` of ROOT file ``path`` and its branch names."""
     f = _open_root(path)
     if tree_name not in f.keys(cycle=False):
         raise InputError(f"file {path}: tree {tree_name!r} not found (format {fmt}); keys are {f.keys(cycle=False)}")
     try:  # a damaged TTree header fails here (e.g. zlib.error), before any basket is read
         tree = f[tree_name]
-        present = set(tree.keys())
+        return tree, set(tree.keys())
     except Exception as exc:
         raise InputError(f"file {path}: cannot read tree {tree_name!r} (truncated or corrupt file?): {type(exc).__name__}: {exc}") from exc
+
+
+def _iterate_root(path: Path, fmt: str, levels: Sequence[str], step_size: int) -> Iterator[Batch]:
+    tree_name, branches = ("Events", _nano_branches) if fmt == "nanoaod" else ("Delphes", _delphes_branches)
+    tree, present = _open_tree(path, tree_name, fmt)
     req, opt = branches(levels)
     missing = [b for b in req if b not in present]
     if missing:

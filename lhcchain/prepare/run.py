@@ -24,6 +24,7 @@ from .. import plotting
 from ..errors import InputError
 from ..io import Progress, staged_outputs, write_json
 from ..stats import core_width, fit_peak
+from .flat import flat_map, iterate_flat
 from .readers import detect_format, iterate_events
 from .selection import CutFlow, feature_unit, select_level
 
@@ -80,7 +81,8 @@ def prepare(
     """Run the selection over ``inputs`` and write every entry of :data:`OUTPUTS` to ``outputs``.
 
     ``cfg`` is the config's ``prepare`` section (``levels``, ``step_size``, ``max_jets``, ``split``,
-    ``selection``, optional ``format``). Returns the metrics written to ``outputs['metrics']``.
+    ``selection``, optional ``format``; with ``format: flat`` also ``tree`` and ``branches``, see
+    :mod:`lhcchain.prepare.flat`). Returns the metrics written to ``outputs['metrics']``.
     """
     missing = [k for k in OUTPUTS if k not in outputs]
     if missing:
@@ -92,7 +94,12 @@ def prepare(
     for p in files:
         if not p.is_file():
             raise InputError(f"input file {p} does not exist (sample {sample!r})")
-    formats = [detect_format(p) if cfg.get("format", "auto") == "auto" else cfg["format"] for p in files]
+    fmt_cfg = cfg.get("format", "auto")
+    if fmt_cfg != "flat" and ("tree" in cfg or "branches" in cfg):
+        raise InputError(f"sample {sample!r}: 'tree' and 'branches' describe a flat ntuple; set format: flat (format is {fmt_cfg!r})")
+    fmap = flat_map(cfg, sample) if fmt_cfg == "flat" else None
+    formats = [detect_format(p) if fmt_cfg == "auto" else fmt_cfg for p in files]
+    step = int(cfg["step_size"])
 
     cutflow = CutFlow(levels, sel)
     hists = _Histograms(levels, max_jets)
@@ -108,13 +115,15 @@ def prepare(
         try:
             for fi, (path, fmt) in enumerate(zip(files, formats)):
                 log.info("reading %s (%s)", path, fmt)
-                for batch in iterate_events(path, levels, int(cfg["step_size"]), fmt):
+                batches = iterate_flat(path, fmap, levels, step) if fmap else iterate_events(path, levels, step, fmt)
+                for batch in batches:
                     n = len(batch)
                     n_read += n
                     cols: dict[str, np.ndarray] = {}
                     for lv in levels:
                         masks, feats = select_level(batch.levels[lv], sel, max_jets, lv)
                         cutflow.add(lv, masks, batch.weight)
+                        cutflow.add_isolation(lv, batch.levels[lv]["leptons"])
                         cols.update(feats)
                     keep = np.logical_or.reduce([cols[f"{lv}_pass"] for lv in levels])
                     hists.fill(cols, levels, batch.weight)
@@ -141,6 +150,10 @@ def prepare(
             raise InputError(f"selection keeps no events in sample {sample!r} ({n_read} read from {[str(p) for p in files]}); "
                              + cutflow.empty_report())
 
+        iso = cutflow.isolation_report().get("reco")
+        if iso and iso["without_isolation"]:  # expected at particle and parton level, worth a word at reco level
+            log.warning("reco level: %d of %d leptons have no isolation in the input; lepton_iso_max is not applied to them",
+                        iso["without_isolation"], iso["leptons"])
         rows = cutflow.rows()
         with open(tmp["cutflow"], "w", newline="") as fh:
             w = csv.DictWriter(fh, fieldnames=list(rows[0]))
@@ -155,6 +168,8 @@ def prepare(
             "split": dict(zip(SPLITS, fractions)),
             "seed": seed,
             "sources": [{"path": str(p), "format": f} for p, f in zip(files, formats)],
+            **({"tree": cfg["tree"], "branches": cfg["branches"]} if fmap else {}),
+            "lepton_isolation": cutflow.isolation_report(),
             "counts": {"read": n_read, "kept": n_kept, **n_split},
         })
         metrics = _metrics(sample, levels, cutflow, hists, n_read, n_kept, n_split, progress)

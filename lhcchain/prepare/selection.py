@@ -2,7 +2,8 @@
 
 Selection (all thresholds from the config's ``prepare.selection``; GeV):
   leptons: pT > ``lepton_pt_min``, |eta| < ``lepton_eta_max``, relative isolation < ``lepton_iso_max``
-  (where the input has isolation); the event needs >= ``n_leptons_min`` of them; with
+  (only where the input has isolation: leptons without it pass, and the cut-flow counts them per level
+  for the metadata); the event needs >= ``n_leptons_min`` of them; with
   ``require_ossf`` the two leptons are the highest-pT opposite-sign same-flavour pair; m_ll in
   [``mll_min``, ``mll_max``] (either may be null).
   jets: pT > ``jet_pt_min``, |eta| < ``jet_eta_max``, dR(jet, selected leptons) > ``jet_lepton_dr_min``;
@@ -40,11 +41,22 @@ class CutFlow:
         self.cuts = _cut_names(sel)
         self.counts = {lv: np.zeros(len(self.cuts), dtype=np.int64) for lv in levels}
         self.weights = {lv: np.zeros(len(self.cuts), dtype=np.float64) for lv in levels}
+        self.isolation = {lv: {"leptons": 0, "without_isolation": 0} for lv in levels}
 
     def add(self, level: str, masks: list[np.ndarray], weight: np.ndarray) -> None:
         for i, m in enumerate(masks):
             self.counts[level][i] += int(m.sum())
             self.weights[level][i] += float(weight[m].sum())
+
+    def add_isolation(self, level: str, leptons: ak.Array) -> None:
+        """Count the leptons read and those without isolation (NaN or no ``iso`` field), which no iso cut touches."""
+        self.isolation[level]["leptons"] += int(ak.sum(ak.num(leptons)))
+        none = ak.num(leptons) if "iso" not in leptons.fields else ak.sum(np.isnan(leptons.iso), axis=1)
+        self.isolation[level]["without_isolation"] += int(ak.sum(none))
+
+    def isolation_report(self) -> dict[str, dict[str, int]]:
+        """Per level: leptons read, and how many of them had no isolation (``lepton_iso_max`` not applied)."""
+        return {lv: dict(c) for lv, c in self.isolation.items()}
 
     def rows(self) -> list[dict[str, Any]]:
         return [
