@@ -197,6 +197,43 @@ def test_cms_reco_jets_match_independent_read(cms_run, data_dir):
     assert np.all(np.isfinite(cols["reco_j1_pt"][cols["reco_pass"]]))
 
 
+def test_cms_photons_match_independent_read(data_dir, tmp_path, no_figures):
+    """Every event kept (no lepton or jet requirement): photons in acceptance, away from every lepton, in pT
+    order, from the raw ``Photon_*`` (reco) and ``GenIsolatedPhoton_*`` (particle) branches."""
+    sel = {"n_leptons_min": 0, "require_ossf": False, "mll_min": None, "mll_max": None, "n_jets_min": 0, "photon_pt_min": 10.0}
+    cfg = prepare_cfg(sel, levels=["particle", "reco"], max_photons=2)
+    outs = output_paths(tmp_path / "out")
+    prepare("cms_ttbar", [data_dir / CMS], outs, cfg, seed=2)
+    cols = read_all(outs)
+    assert cols["entry"].tolist() == list(range(200))
+    sel = cfg["selection"]
+    sources = {"reco": ("Photon", ("Muon", "Electron")), "particle": ("GenIsolatedPhoton", ("GenDressedLepton",))}
+    for level, (photon, leptons) in sources.items():
+        raw = uproot.open(data_dir / CMS)["Events"].arrays(filter_name=[f"{c}_{f}" for c in (photon, *leptons)
+                                                                          for f in ("pt", "eta", "phi")]).to_list()
+        expected, near_lepton = [], 0
+        for ev in raw:
+            seen = [(pt, eta, phi) for pt, eta, phi in zip(ev[f"{photon}_pt"], ev[f"{photon}_eta"], ev[f"{photon}_phi"])
+                    if pt > sel["photon_pt_min"] and abs(eta) < sel["photon_eta_max"]]
+            lep = [(eta, phi) for c in leptons for eta, phi in zip(ev[f"{c}_eta"], ev[f"{c}_phi"])]
+            kept = [p for p in seen if all(delta_r(p[1], p[2], *le) > sel["photon_lepton_dr_min"] for le in lep)]
+            near_lepton += len(seen) - len(kept)
+            expected.append(sorted(kept, reverse=True))
+        assert cols[f"{level}_n_photons"].tolist() == [len(e) for e in expected], level
+        for slot in (0, 1):
+            for k, name in enumerate(("pt", "eta", "phi")):
+                want = [e[slot][k] if len(e) > slot else np.nan for e in expected]
+                np.testing.assert_allclose(cols[f"{level}_a{slot + 1}_{name}"], want, rtol=1e-6, equal_nan=True, err_msg=level)
+        print(f"CMS {level}: {sum(map(len, expected))} photons kept, {near_lepton} removed within dR 0.4 of a lepton")
+        if level == "reco":  # most reco photons in this ttbar file are electrons seen twice
+            assert near_lepton > sum(map(len, expected)) > 3
+    meta = json.loads(outs["metadata"].read_text())
+    assert meta["photons"] == {"particle": {"photons": 2, "events_without_photon_collection": 0},
+                               "reco": {"photons": 79, "events_without_photon_collection": 0}}
+    assert meta["features"]["reco_a2_pt"] == "GeV" and meta["features"]["particle_a1_phi"] == "rad"
+    assert meta["max_photons"] == 2
+
+
 def test_iterate_events_streams_in_steps(data_dir):
     batches = list(iterate_events(data_dir / CMS, ["reco"], step_size=100))
     assert [len(b) for b in batches] == [100, 100]
@@ -320,14 +357,16 @@ def test_powheg(data_dir, tmp_path, no_figures):
 
 # --------------------------------------------------------------------------- Delphes layout
 
-# Per event: reco muons/electrons (pt, eta, phi, charge), reco jets (pt, eta, phi, mass), MET;
-# the generator record holds the leptons twice (status 23 = hard process, status 1 = final state,
-# at slightly different pT) plus a gluon (status 23) and a pion (status 1) that must be ignored.
+# Per event: reco muons/electrons (pt, eta, phi, charge), reco jets (pt, eta, phi, mass), MET, reco
+# photons (pt, eta, phi); the generator record holds the leptons twice (status 23 = hard process,
+# status 1 = final state, at slightly different pT) plus a gluon (status 23) and a pion (status 1)
+# that must be ignored, and a hard-process photon in event 1.
 DELPHES_EVENTS = [
     {"mu": [(45.0, 0.5, 0.1, 1), (40.0, -0.3, 3.1, -1)], "el": [],   # Z -> mu mu, m ~ 91.5
-     "jets": [(70.0, 0.55, 0.15, 8.0), (50.0, 1.5, -1.5, 5.0)], "met": 12.0},  # first jet overlaps a muon
+     "jets": [(70.0, 0.55, 0.15, 8.0), (50.0, 1.5, -1.5, 5.0)], "met": 12.0,  # first jet overlaps a muon
+     "photons": [(35.0, 0.52, 0.12), (28.0, -1.0, 1.0)]},  # the first overlaps a muon
     {"mu": [], "el": [(50.0, -0.6, 2.0, -1), (35.0, 0.6, -1.0, 1)],  # Z -> e e, m ~ 99
-     "jets": [(30.0, 2.0, 0.5, 4.0)], "met": 7.0},
+     "jets": [(30.0, 2.0, 0.5, 4.0)], "met": 7.0, "photons": [(50.0, 1.0, -2.0)]},
     {"mu": [(45.0, 0.5, 0.1, 1), (40.0, -0.3, 3.1, 1)], "el": [],    # same sign: fails OSSF
      "jets": [], "met": 3.0},
     {"mu": [(30.0, 0.2, 0.0, -1), (25.0, 0.4, 1.0, 1)], "el": [],    # m ~ 27: fails the window
@@ -356,11 +395,12 @@ def delphes_expected(level: str) -> list[tuple[bool, float, list[float]]]:
 
 
 def write_delphes(path: Path) -> None:
-    reco: dict[str, list] = {k: [] for k in ("Muon", "Electron", "Jet", "MissingET", "GenJet", "GenMissingET", "Particle", "Event")}
+    reco: dict[str, list] = {k: [] for k in ("Muon", "Electron", "Jet", "Photon", "MissingET", "GenJet", "GenMissingET", "Particle", "Event")}
     for i, ev in enumerate(DELPHES_EVENTS):
         for name, objs in (("Muon", ev["mu"]), ("Electron", ev["el"])):
             reco[name].append([{"PT": pt, "Eta": eta, "Phi": phi, "Charge": q} for pt, eta, phi, q in objs])
         reco["Jet"].append([{"PT": pt, "Eta": eta, "Phi": phi, "Mass": m} for pt, eta, phi, m in ev["jets"]])
+        reco["Photon"].append([{"PT": pt, "Eta": eta, "Phi": phi} for pt, eta, phi in ev.get("photons", [])])
         reco["GenJet"].append([{"PT": pt * 1.05, "Eta": eta, "Phi": phi, "Mass": m} for pt, eta, phi, m in ev["jets"]])
         reco["MissingET"].append([{"MET": ev["met"], "Phi": 0.3}])
         reco["GenMissingET"].append([{"MET": ev["met"] / 2, "Phi": 0.2}])
@@ -373,12 +413,15 @@ def write_delphes(path: Path) -> None:
                           for pt, eta, phi, q in objs]
         parts.append({"PID": 21, "Status": 23, "PT": 33.0, "Eta": -2.5, "Phi": 2.0, "Mass": 0.0})
         parts.append({"PID": 211, "Status": 1, "PT": 80.0, "Eta": 0.0, "Phi": 0.0, "Mass": 0.1396})
+        if i == 1:
+            parts.append({"PID": 22, "Status": 23, "PT": 40.0, "Eta": 0.3, "Phi": -0.5, "Mass": 0.0})
         reco["Particle"].append(parts)
     data = {k: ak.Array(v) for k, v in reco.items()}
     data["Muon"] = ak.zip({f: ak.values_astype(data["Muon"][f], np.int32 if f == "Charge" else np.float32)
                            for f in ("PT", "Eta", "Phi", "Charge")})
     data["Electron"] = ak.zip({f: ak.values_astype(data["Electron"][f], np.int32 if f == "Charge" else np.float32)
                                for f in ("PT", "Eta", "Phi", "Charge")})
+    data["Photon"] = ak.zip({f: ak.values_astype(data["Photon"][f], np.float32) for f in ("PT", "Eta", "Phi")})
     data["Particle"] = ak.zip({f: ak.values_astype(data["Particle"][f], np.int32 if f in ("PID", "Status") else np.float32)
                                for f in ("PID", "Status", "PT", "Eta", "Phi", "Mass")})
     with uproot.recreate(path) as f:
@@ -423,3 +466,11 @@ def test_delphes_layout(tmp_path, no_figures):
     np.testing.assert_allclose(cols["parton_j1_pt"], [33.0] * 3)
     cutflow = read_cutflow(outs["cutflow"])
     assert [int(r["events"]) for r in cutflow["reco"]] == [5, 5, 4, 3, 3]
+    # photons: reco from Photon (lepton overlap removed), parton from the status-23 photon, none at particle level
+    assert cols["reco_n_photons"].tolist() == [1, 1, 0]
+    np.testing.assert_allclose(cols["reco_a1_pt"], [28.0, 50.0, np.nan], equal_nan=True)
+    np.testing.assert_allclose(cols["parton_a1_eta"], [np.nan, 0.3, np.nan], rtol=1e-6, equal_nan=True)
+    assert cols["particle_n_photons"].tolist() == [0, 0, 0]
+    assert meta["photons"] == {"parton": {"photons": 1, "events_without_photon_collection": 0},
+                               "particle": {"photons": 0, "events_without_photon_collection": 5},
+                               "reco": {"photons": 3, "events_without_photon_collection": 0}}

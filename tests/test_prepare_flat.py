@@ -239,6 +239,81 @@ def test_jagged_ntuple(open_data_like, tmp_path, no_figures):  # noqa: F811
     assert meta["lepton_isolation"]["particle"] == {"leptons": 11, "without_isolation": 11}
 
 
+# --------------------------------------------------------------------------- photons (jagged, GeV, massless)
+
+MUONS = [(45.0, 0.3, 0.1, -1), (40.0, -0.5, 2.9, 1)]  # the same opposite-sign pair in every event
+# per event: photons (pt GeV, eta, phi)
+PHOTONS = [
+    [(30.0, 0.2, 1.0), (25.0, 0.31, 0.12)],  # the second lies within dR 0.4 of the leading muon
+    [],
+    [(15.0, 0.0, 0.0), (50.0, 2.7, 1.0)],    # below 20 GeV; outside |eta| < 2.5
+    [(22.0, -1.0, 2.0), (60.0, 0.5, -2.0)],  # both kept, stored in pT order
+]
+PHOTON_BRANCHES = {"reco": {
+    "muons": {"pt": "mu_pt", "eta": "mu_eta", "phi": "mu_phi", "charge": "mu_charge"},
+    "photons": {"pt": "photon_pt", "eta": "photon_eta", "phi": "photon_phi", "count": "photon_n"},
+}}
+
+
+@pytest.fixture
+def with_photons(tmp_path: Path) -> Path:
+    """A tree with jagged muon and photon branches (photons with a count branch ``photon_n``), written by uproot."""
+    path = tmp_path / "photons.root"
+    data = {
+        "mu": ak.zip({k: ak.Array([[m[i] for m in MUONS]] * len(PHOTONS)) for i, k in enumerate(("pt", "eta", "phi", "charge"))}),
+        "photon": ak.zip({k: ak.values_astype(ak.Array([[g[i] for g in ev] for ev in PHOTONS]), np.float32)
+                          for i, k in enumerate(("pt", "eta", "phi"))}),
+    }
+    with uproot.recreate(path) as f:
+        f.mktree("mini", {k: v.type.content for k, v in data.items()}, counter_name=lambda c: f"{c}_n", field_name=lambda o, i: f"{o}_{i}")
+        f["mini"].extend(data)
+    return path
+
+
+def test_jagged_photons(with_photons, tmp_path, no_figures):  # noqa: F811
+    assert {"photon_n", "photon_pt", "mu_pt"} <= set(uproot.open(with_photons)["mini"].keys())
+    cfg = flat_cfg(PHOTON_BRANCHES, ("reco",))
+    cfg["max_photons"] = 2
+    outs = output_paths(tmp_path / "out")
+    prepare("photons", [with_photons], outs, cfg, seed=1)
+    cols = read_all(outs)
+    assert cols["entry"].tolist() == [0, 1, 2, 3] and cols["reco_pass"].all()  # photons veto nothing by default
+    assert cols["reco_n_photons"].tolist() == [1, 0, 0, 2]
+    np.testing.assert_allclose(cols["reco_a1_pt"], [30.0, np.nan, np.nan, 60.0], equal_nan=True)
+    np.testing.assert_allclose(cols["reco_a2_pt"], [np.nan, np.nan, np.nan, 22.0], equal_nan=True)
+    np.testing.assert_allclose(cols["reco_a1_eta"], [0.2, np.nan, np.nan, 0.5], rtol=1e-6, equal_nan=True)
+    np.testing.assert_allclose(cols["reco_a2_phi"], [np.nan, np.nan, np.nan, 2.0], rtol=1e-6, equal_nan=True)
+    assert cutflow_events(outs["cutflow"], "reco") == [4, 4, 4, 4]
+    assert json.loads(outs["metadata"].read_text())["photons"] == {"reco": {"photons": 6, "events_without_photon_collection": 0}}
+
+    cfg["selection"]["n_photons_min"] = 1  # now a cut, the last of the cut-flow
+    prepare("photons", [with_photons], outs, cfg, seed=1)
+    cols = read_all(outs)
+    assert cols["entry"].tolist() == [0, 3]
+    assert cutflow_events(outs["cutflow"], "reco") == [4, 4, 4, 4, 2]
+
+
+def test_level_without_photon_map(open_data_like, tmp_path, no_figures):  # noqa: F811
+    """No photons in the map: n_photons 0 and NaN slots, and the metadata says the input had no photons."""
+    outs = output_paths(tmp_path / "out")
+    prepare("mini", [open_data_like], outs, flat_cfg(), seed=1)
+    cols = read_all(outs)
+    assert (cols["reco_n_photons"] == 0).all() and np.isnan(cols["particle_a1_pt"]).all()
+    assert json.loads(outs["metadata"].read_text())["photons"]["reco"] == {"photons": 0, "events_without_photon_collection": 6}
+
+
+def test_bad_photon_map(with_photons, tmp_path):
+    branches = copy.deepcopy(PHOTON_BRANCHES)
+    branches["reco"]["photons"]["pt"] = "photon_ptt"
+    outdir = tmp_path / "out"
+    existing_outputs(outdir)
+    fails_cleanly(outdir, "photons", [with_photons], flat_cfg(branches, ("reco",)), "'photon_ptt'", "branches.reco.photons.pt",
+                  "'photon_pt'")
+    branches = copy.deepcopy(PHOTON_BRANCHES)
+    branches["reco"]["photons"]["pdgId"] = "photon_n"
+    fails_cleanly(outdir, "photons", [with_photons], flat_cfg(branches, ("reco",)), "branches.reco.photons", "['pdgId']")
+
+
 # --------------------------------------------------------------------------- errors
 
 

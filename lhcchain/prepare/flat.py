@@ -12,11 +12,13 @@ so the dataset names its ``tree`` and a ``branches`` map::
       reco:                      # the level the objects below fill: parton, particle or reco
         muons: {px: [px1, px2], py: [py1, py2], pz: [pz1, pz2], E: [E1, E2], charge: [Q1, Q2]}
         jets: {pt: jet_pt, eta: jet_eta, phi: jet_phi, E: jet_E, count: jet_n}
+        photons: {pt: photon_pt, eta: photon_eta, phi: photon_phi, count: photon_n}
         met: {pt: met_et, phi: met_phi}
 
 Objects per level: ``muons``, ``electrons``, ``leptons`` (mixed flavours: ``pdgId``, whose sign is
-taken from ``charge`` where both are given, so an unsigned flavour branch works), ``jets`` and ``met``.
-A level's leptons are its muons, electrons and leptons together.
+taken from ``charge`` where both are given, so an unsigned flavour branch works), ``jets``, ``photons``
+and ``met``. A level's leptons are its muons, electrons and leptons together; a level without a
+``photons`` map has no photon collection (its ``n_photons`` is 0, and the metadata says so).
 
 Layouts: a component is either one variable-length (jagged) branch, or a list of scalar branches,
 one per object slot (numbered). ``count`` names a branch with the number of objects per event: for
@@ -25,7 +27,8 @@ fixed-size array branches) the first ``count`` slots are the objects. Without ``
 an object.
 
 Four-vectors: one of (``pt``, ``phi``) or (``px``, ``py``), one of ``eta`` or ``pz``, one of ``mass``
-or ``E``, in any combination; muons and electrons without ``mass`` or ``E`` take the PDG mass.
+or ``E``, in any combination; muons and electrons without ``mass`` or ``E`` take the PDG mass, photons
+mass 0.
 ``vector`` converts them to the canonical (pt, eta, phi, mass). Muons and electrons need ``charge`` or
 ``pdgId`` (the selection pairs opposite-sign leptons), ``leptons`` need ``pdgId``. Leptons may give
 ``iso`` (relative isolation; where absent the selection's ``lepton_iso_max`` is not applied), jets any
@@ -55,8 +58,10 @@ UNITS = {"GeV": 1.0, "MeV": 1e-3}
 KINEMATICS = ("pt", "eta", "phi", "mass", "E", "px", "py", "pz")
 SCALED = ("pt", "mass", "E", "px", "py", "pz")  # components in the map's energy unit
 LEPTON_EXTRAS = ("charge", "pdgId", "iso")
-EXTRAS = {"muons": LEPTON_EXTRAS, "electrons": LEPTON_EXTRAS, "leptons": LEPTON_EXTRAS, "jets": JET_EXTRAS, "met": ()}
+EXTRAS = {"muons": LEPTON_EXTRAS, "electrons": LEPTON_EXTRAS, "leptons": LEPTON_EXTRAS, "jets": JET_EXTRAS, "photons": (), "met": ()}
 LEPTON_OBJECTS = {"muons": (13, MUON_MASS), "electrons": (11, ELECTRON_MASS), "leptons": (0, None)}
+# objects of known mass (GeV), which may give neither mass nor E
+KNOWN_MASS = {k: m for k, (_, m) in LEPTON_OBJECTS.items() if m is not None} | {"photons": 0.0}
 # vector's coordinate axes: each needs exactly one of its alternatives (temporal optional where a mass is known)
 AXES = {"azimuthal": (("pt", "phi"), ("px", "py")), "longitudinal": (("eta",), ("pz",)), "temporal": (("mass",), ("E",))}
 
@@ -163,10 +168,10 @@ def _object_map(dataset: str, entry: str, kind: str, spec: Any) -> ObjectMap:
 
 
 def _check_four_vector(where: str, kind: str, given: set[str]) -> None:
-    """Exactly one alternative per coordinate axis; the temporal one may be absent for muons and electrons."""
+    """Exactly one alternative per coordinate axis; the temporal one may be absent for muons, electrons and photons."""
     for axis, options in AXES.items():
         used = given & {c for opt in options for c in opt}
-        if any(set(opt) == used for opt in options) or (not used and axis == "temporal" and kind in ("muons", "electrons")):
+        if any(set(opt) == used for opt in options) or (not used and axis == "temporal" and kind in KNOWN_MASS):
             continue
         alts = " or ".join("(" + ", ".join(o) + ")" for o in options)
         raise InputError(f"{where}: components {sorted(given & set(KINEMATICS))} define no four-vector: "
@@ -281,7 +286,7 @@ def _none(n: int) -> ak.Array:
 
 
 def _level(step: _Step, objects: Mapping[str, ObjectMap], scale: float) -> dict[str, ak.Array | None]:
-    """Canonical leptons, jets and met of one level."""
+    """Canonical leptons, jets, photons (None when not mapped) and met of one level."""
     n = len(step.a)
     leptons = [_leptons(_components(step, om), kind, scale) for kind, om in objects.items() if kind in LEPTON_OBJECTS]
     if not leptons:
@@ -293,10 +298,12 @@ def _level(step: _Step, objects: Mapping[str, ObjectMap], scale: float) -> dict[
     else:
         e = _none(n)
         jets = _p4(e, e, e, e)
+    photons = _four_vectors(_components(step, objects["photons"]), scale, KNOWN_MASS["photons"]) if "photons" in objects else None
     met = None
     if "met" in objects:
         m = objects["met"]
         v = vector.zip({k: step.scalar(b, f"{m.where}.{k}").astype(np.float64) * (scale if k in SCALED else 1.0)
                         for k, b in m.components.items()})
         met = ak.zip({"pt": v.pt, "phi": v.phi})
-    return {"leptons": _sorted(ak.concatenate(leptons, axis=1)), "jets": _sorted(jets), "met": met}
+    return {"leptons": _sorted(ak.concatenate(leptons, axis=1)), "jets": _sorted(jets),
+            "photons": _sorted(photons) if photons is not None else None, "met": met}

@@ -2,17 +2,22 @@
 
 Supported inputs and what each gives (``levels``):
   * NanoAOD-style ROOT (tree ``Events``: ours from ``simulate`` and real CMS NanoAOD):
-    reco (``Muon_*``, ``Electron_*``, ``Jet_*``, ``MET_*``), particle (``GenDressedLepton_*``,
-    ``GenJet_*``, ``GenMET_*``), parton (``LHEPart_*`` with status 1).
-  * Delphes ROOT (tree ``Delphes``): reco (``Muon.*``, ``Electron.*``, ``Jet.*``, ``MissingET.*``),
-    particle (``GenJet.*``, bare status-1 leptons from ``Particle.*``, ``GenMissingET.*``),
-    parton (``Particle.*`` with Pythia 8 status 23, the outgoing hard process).
+    reco (``Muon_*``, ``Electron_*``, ``Jet_*``, ``MET_*``, ``Photon_*`` where present), particle
+    (``GenDressedLepton_*``, ``GenJet_*``, ``GenMET_*``, ``GenIsolatedPhoton_*`` where present: CMS's
+    Rivet-based isolated prompt photons), parton (``LHEPart_*`` with status 1).
+  * Delphes ROOT (tree ``Delphes``): reco (``Muon.*``, ``Electron.*``, ``Jet.*``, ``MissingET.*``,
+    ``Photon.*`` where present), particle (``GenJet.*``, bare status-1 leptons from ``Particle.*``,
+    ``GenMissingET.*``; no photons: the record has no isolation or prompt flag to tell prompt photons
+    from the many pi0 decay photons), parton (``Particle.*`` with Pythia 8 status 23, the outgoing
+    hard process).
   * LHE files, plain or gzipped (pylhe): parton level (status-1 particles).
   * Any other flat tree through the dataset's branch map (``format: flat``): see :mod:`lhcchain.prepare.flat`.
 
-Every level becomes the same canonical objects: ``leptons`` and ``jets`` as Momentum4D records
-(``pt, eta, phi, mass`` in GeV/rad, leptons with ``pdgId`` and optional ``iso``, jets with any of
-``nConstituents, girth, tau21``) and ``met`` (``pt, phi``, or None at parton level without neutrinos).
+Every level becomes the same canonical objects: ``leptons``, ``jets`` and ``photons`` as Momentum4D
+records (``pt, eta, phi, mass`` in GeV/rad, leptons with ``pdgId`` and optional ``iso``, jets with any
+of ``nConstituents, girth, tau21``; ``photons`` None where the input has no photon collection at that
+level, as our ``simulate`` files) and ``met`` (``pt, phi``, or None at parton level without neutrinos).
+Parton-level photons are the outgoing photons of the hard process.
 """
 
 from __future__ import annotations
@@ -104,6 +109,8 @@ def _met_from(objs: ak.Array) -> ak.Array:
 
 _NANO_LEPTON = ("pt", "eta", "phi", "mass", "pdgId")
 _NANO_JET = ("pt", "eta", "phi", "mass")
+_NANO_PHOTON = {"reco": "Photon", "particle": "GenIsolatedPhoton"}
+_DELPHES_PHOTON = [f"Photon.{f}" for f in ("PT", "Eta", "Phi")]
 
 
 def _nano_branches(levels: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -117,6 +124,7 @@ def _nano_branches(levels: Sequence[str]) -> tuple[list[str], list[str]]:
     if "particle" in levels:
         req += [f"GenDressedLepton_{f}" for f in _NANO_LEPTON] + [f"GenJet_{f}" for f in _NANO_JET] + ["GenMET_pt", "GenMET_phi"]
         opt += [f"GenJet_{f}" for f in JET_EXTRAS]
+    opt += [f"{_NANO_PHOTON[lv]}_{f}" for lv in ("reco", "particle") if lv in levels for f in _NANO_JET]
     if "parton" in levels:
         req += [f"LHEPart_{f}" for f in ("pt", "eta", "phi", "mass", "pdgId", "status")]
     return req, opt
@@ -138,18 +146,26 @@ def _nano_leptons(a: ak.Array, prefix: str) -> ak.Array:
                iso=_iso(a, f"{prefix}_pfRelIso03_all", pt))
 
 
+def _nano_photons(a: ak.Array, prefix: str) -> ak.Array | None:
+    """Photons ``{prefix}_{pt,eta,phi,mass}``, or None when the file lacks any of the branches."""
+    names = [f"{prefix}_{f}" for f in _NANO_JET]
+    return _sorted(_p4(*(a[b] for b in names))) if set(names) <= set(a.fields) else None
+
+
 def _nano_levels(a: ak.Array, levels: Sequence[str]) -> dict[str, dict[str, ak.Array | None]]:
     out: dict[str, dict[str, ak.Array | None]] = {}
     if "reco" in levels:
         out["reco"] = {
             "leptons": _sorted(ak.concatenate([_nano_leptons(a, "Muon"), _nano_leptons(a, "Electron")], axis=1)),
             "jets": _nano_jets(a, "Jet"),
+            "photons": _nano_photons(a, _NANO_PHOTON["reco"]),
             "met": ak.zip({"pt": a["MET_pt"], "phi": a["MET_phi"]}),
         }
     if "particle" in levels:
         out["particle"] = {
             "leptons": _sorted(_nano_leptons(a, "GenDressedLepton")),
             "jets": _nano_jets(a, "GenJet"),
+            "photons": _nano_photons(a, _NANO_PHOTON["particle"]),
             "met": ak.zip({"pt": a["GenMET_pt"], "phi": a["GenMET_phi"]}),
         }
     if "parton" in levels:
@@ -158,12 +174,13 @@ def _nano_levels(a: ak.Array, levels: Sequence[str]) -> dict[str, dict[str, ak.A
 
 
 def _parton_level(parts: ak.Array, outgoing: ak.Array) -> dict[str, ak.Array | None]:
-    """Hard-process leptons, partons (as jets) and neutrino MET from outgoing particles."""
+    """Hard-process leptons, partons (as jets), photons and neutrino MET from outgoing particles."""
     parts = parts[outgoing]
     nu = parts[_is(parts.pdgId, NEUTRINOS)]
     return {
         "leptons": _sorted(parts[_is(parts.pdgId, LEPTONS)]),
         "jets": _sorted(ak.with_name(parts[_is(parts.pdgId, PARTONS)][["pt", "eta", "phi", "mass"]], "Momentum4D")),
+        "photons": _sorted(ak.with_name(parts[parts.pdgId == 22][["pt", "eta", "phi", "mass"]], "Momentum4D")),
         "met": _met_from(nu),
     }
 
@@ -176,7 +193,7 @@ def _delphes_branches(levels: Sequence[str]) -> tuple[list[str], list[str]]:
     if "reco" in levels:
         req += [f"{c}.{f}" for c in ("Muon", "Electron") for f in ("PT", "Eta", "Phi", "Charge")]
         req += [f"Jet.{f}" for f in ("PT", "Eta", "Phi", "Mass")] + ["MissingET.MET", "MissingET.Phi"]
-        opt += ["Muon.IsolationVar", "Electron.IsolationVar"]
+        opt += ["Muon.IsolationVar", "Electron.IsolationVar", *_DELPHES_PHOTON]
     if "particle" in levels:
         req += [f"GenJet.{f}" for f in ("PT", "Eta", "Phi", "Mass")] + ["GenMissingET.MET", "GenMissingET.Phi"]
     if "particle" in levels or "parton" in levels:
@@ -201,6 +218,8 @@ def _delphes_levels(a: ak.Array, levels: Sequence[str]) -> dict[str, dict[str, a
         out["reco"] = {
             "leptons": _sorted(ak.concatenate([mu, el], axis=1)),
             "jets": _sorted(_p4(a["Jet.PT"], a["Jet.Eta"], a["Jet.Phi"], a["Jet.Mass"])),
+            "photons": _sorted(_p4(*(a[b] for b in _DELPHES_PHOTON), ak.zeros_like(a["Photon.PT"])))
+            if set(_DELPHES_PHOTON) <= set(a.fields) else None,
             "met": ak.zip({"pt": ak.firsts(a["MissingET.MET"]), "phi": ak.firsts(a["MissingET.Phi"])}),  # one-element collection
         }
     if "particle" in levels:
@@ -208,6 +227,7 @@ def _delphes_levels(a: ak.Array, levels: Sequence[str]) -> dict[str, dict[str, a
         out["particle"] = {
             "leptons": _sorted(stable),
             "jets": _sorted(_p4(a["GenJet.PT"], a["GenJet.Eta"], a["GenJet.Phi"], a["GenJet.Mass"])),
+            "photons": None,
             "met": ak.zip({"pt": ak.firsts(a["GenMissingET.MET"]), "phi": ak.firsts(a["GenMissingET.Phi"])}),
         }
     if "parton" in levels:

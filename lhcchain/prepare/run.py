@@ -80,7 +80,7 @@ def prepare(
 ) -> dict[str, Any]:
     """Run the selection over ``inputs`` and write every entry of :data:`OUTPUTS` to ``outputs``.
 
-    ``cfg`` is the config's ``prepare`` section (``levels``, ``step_size``, ``max_jets``, ``split``,
+    ``cfg`` is the config's ``prepare`` section (``levels``, ``step_size``, ``max_jets``, ``max_photons``, ``split``,
     ``selection``, optional ``format``; with ``format: flat`` also ``tree`` and ``branches``, see
     :mod:`lhcchain.prepare.flat`). Returns the metrics written to ``outputs['metrics']``.
     """
@@ -88,7 +88,7 @@ def prepare(
     if missing:
         raise ValueError(f"prepare needs output paths for {missing}")
     levels = list(cfg["levels"])
-    sel, max_jets = cfg["selection"], int(cfg["max_jets"])
+    sel, max_jets, max_photons = cfg["selection"], int(cfg["max_jets"]), int(cfg["max_photons"])
     fractions = [float(cfg["split"][s]) for s in SPLITS]
     files = [Path(p) for p in inputs]
     for p in files:
@@ -121,9 +121,10 @@ def prepare(
                     n_read += n
                     cols: dict[str, np.ndarray] = {}
                     for lv in levels:
-                        masks, feats = select_level(batch.levels[lv], sel, max_jets, lv)
+                        masks, feats = select_level(batch.levels[lv], sel, max_jets, lv, max_photons)
                         cutflow.add(lv, masks, batch.weight)
                         cutflow.add_isolation(lv, batch.levels[lv]["leptons"])
+                        cutflow.add_photons(lv, batch.levels[lv]["photons"], n)
                         cols.update(feats)
                     keep = np.logical_or.reduce([cols[f"{lv}_pass"] for lv in levels])
                     hists.fill(cols, levels, batch.weight)
@@ -154,6 +155,10 @@ def prepare(
         if iso and iso["without_isolation"]:  # expected at particle and parton level, worth a word at reco level
             log.warning("reco level: %d of %d leptons have no isolation in the input; lepton_iso_max is not applied to them",
                         iso["without_isolation"], iso["leptons"])
+        for lv, c in cutflow.photon_report().items():
+            if c["events_without_photon_collection"]:
+                log.info("%s level: %d of %d events come from inputs without photons; their n_photons is 0",
+                         lv, c["events_without_photon_collection"], n_read)
         rows = cutflow.rows()
         with open(tmp["cutflow"], "w", newline="") as fh:
             w = csv.DictWriter(fh, fieldnames=list(rows[0]))
@@ -165,11 +170,13 @@ def prepare(
             "features": {c: feature_unit(c) for c in columns},
             "selection": dict(sel),
             "max_jets": max_jets,
+            "max_photons": max_photons,
             "split": dict(zip(SPLITS, fractions)),
             "seed": seed,
             "sources": [{"path": str(p), "format": f} for p, f in zip(files, formats)],
             **({"tree": cfg["tree"], "branches": cfg["branches"]} if fmap else {}),
             "lepton_isolation": cutflow.isolation_report(),
+            "photons": cutflow.photon_report(),
             "counts": {"read": n_read, "kept": n_kept, **n_split},
         })
         metrics = _metrics(sample, levels, cutflow, hists, n_read, n_kept, n_split, progress)

@@ -8,6 +8,10 @@ Selection (all thresholds from the config's ``prepare.selection``; GeV):
   [``mll_min``, ``mll_max``] (either may be null).
   jets: pT > ``jet_pt_min``, |eta| < ``jet_eta_max``, dR(jet, selected leptons) > ``jet_lepton_dr_min``;
   the event needs ``n_jets_min`` <= n_jets (<= ``n_jets_max`` when set).
+  photons: pT > ``photon_pt_min``, |eta| < ``photon_eta_max``, dR(photon, every lepton of the level,
+  selected or not) > ``photon_lepton_dr_min`` (one ECAL deposit is often both an electron and a photon
+  candidate); the event needs >= ``n_photons_min`` of them (a cut only when > 0). Photons do not clean
+  jets: jets keep their photons, as before photons were read.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ def _cut_names(sel: Mapping[str, Any]) -> list[str]:
     if sel.get("mll_min") is not None or sel.get("mll_max") is not None:
         names.append("m_ll window")
     names.append(f">= {sel['n_jets_min']} jets" + (f", <= {sel['n_jets_max']}" if sel.get("n_jets_max") is not None else ""))
+    if sel["n_photons_min"] > 0:
+        names.append(f">= {sel['n_photons_min']} photons")
     return names
 
 
@@ -42,6 +48,7 @@ class CutFlow:
         self.counts = {lv: np.zeros(len(self.cuts), dtype=np.int64) for lv in levels}
         self.weights = {lv: np.zeros(len(self.cuts), dtype=np.float64) for lv in levels}
         self.isolation = {lv: {"leptons": 0, "without_isolation": 0} for lv in levels}
+        self.photons = {lv: {"photons": 0, "events_without_photon_collection": 0} for lv in levels}
 
     def add(self, level: str, masks: list[np.ndarray], weight: np.ndarray) -> None:
         for i, m in enumerate(masks):
@@ -53,6 +60,17 @@ class CutFlow:
         self.isolation[level]["leptons"] += int(ak.sum(ak.num(leptons)))
         none = ak.num(leptons) if "iso" not in leptons.fields else ak.sum(np.isnan(leptons.iso), axis=1)
         self.isolation[level]["without_isolation"] += int(ak.sum(none))
+
+    def add_photons(self, level: str, photons: ak.Array | None, n: int) -> None:
+        """Count the photons read (before selection), or ``n`` events whose input has no photon collection."""
+        if photons is None:
+            self.photons[level]["events_without_photon_collection"] += n
+        else:
+            self.photons[level]["photons"] += int(ak.sum(ak.num(photons)))
+
+    def photon_report(self) -> dict[str, dict[str, int]]:
+        """Per level: photons read, and events from inputs without photons (their ``n_photons`` is 0)."""
+        return {lv: dict(c) for lv, c in self.photons.items()}
 
     def isolation_report(self) -> dict[str, dict[str, int]]:
         """Per level: leptons read, and how many of them had no isolation (``lepton_iso_max`` not applied)."""
@@ -79,9 +97,12 @@ def _pad(x: ak.Array, n: int) -> np.ndarray:
     return ak.to_numpy(ak.fill_none(ak.pad_none(x, n, clip=True), np.nan), allow_missing=False).astype(np.float32)
 
 
-def select_level(objs: Mapping[str, ak.Array | None], sel: Mapping[str, Any], max_jets: int, prefix: str) -> tuple[list[np.ndarray], dict[str, np.ndarray]]:
-    """Cut masks (cumulative, in cut-flow order) and feature columns ``{prefix}_*`` for one level."""
+def select_level(objs: Mapping[str, ak.Array | None], sel: Mapping[str, Any], max_jets: int, prefix: str,
+                 max_photons: int = 0) -> tuple[list[np.ndarray], dict[str, np.ndarray]]:
+    """Cut masks (cumulative, in cut-flow order) and feature columns ``{prefix}_*`` for one level, with
+    ``max_jets`` jet and ``max_photons`` photon slots (NaN-padded)."""
     lep, jets, met = objs["leptons"], objs["jets"], objs.get("met")
+    photons = _photons(objs.get("photons"), objs["leptons"], sel)
     n = len(lep)
     iso_ok = ak.fill_none(~(lep.iso >= sel["lepton_iso_max"]), True) if "iso" in lep.fields else True
     lep = lep[(lep.pt > sel["lepton_pt_min"]) & (abs(lep.eta) < sel["lepton_eta_max"]) & iso_ok]
@@ -113,6 +134,9 @@ def select_level(objs: Mapping[str, ak.Array | None], sel: Mapping[str, Any], ma
     if sel.get("n_jets_max") is not None:
         ok_j &= nj <= sel["n_jets_max"]
     masks.append(masks[-1] & ok_j)
+    na = ak.to_numpy(ak.num(photons)) if photons is not None else np.zeros(n, np.int64)
+    if sel["n_photons_min"] > 0:
+        masks.append(masks[-1] & (na >= sel["n_photons_min"]))
 
     f: dict[str, np.ndarray] = {
         f"{prefix}_n_leptons": ak.to_numpy(ak.num(lep)).astype(np.int16),
@@ -138,7 +162,21 @@ def select_level(objs: Mapping[str, ak.Array | None], sel: Mapping[str, Any], ma
         f[f"{prefix}_met_pt"] = ak.to_numpy(ak.fill_none(met.pt, np.nan)).astype(np.float32)
         f[f"{prefix}_met_phi"] = ak.to_numpy(ak.fill_none(met.phi, np.nan)).astype(np.float32)
     f[f"{prefix}_pass"] = masks[-1]
+    f[f"{prefix}_n_photons"] = na.astype(np.int16)  # photon columns after the earlier ones, whose order is unchanged
+    for k in ("pt", "eta", "phi"):
+        cols = _pad(photons[k], max_photons) if photons is not None else np.full((n, max_photons), np.nan, np.float32)
+        for i in range(max_photons):
+            f[f"{prefix}_a{i + 1}_{k}"] = cols[:, i]
     return masks, f
+
+
+def _photons(photons: ak.Array | None, leptons: ak.Array, sel: Mapping[str, Any]) -> ak.Array | None:
+    """Photons in the pT and |eta| acceptance and outside ``photon_lepton_dr_min`` of every lepton (None: no collection)."""
+    if photons is None:
+        return None
+    photons = photons[(photons.pt > sel["photon_pt_min"]) & (abs(photons.eta) < sel["photon_eta_max"])]
+    near = ak.cartesian({"a": photons, "l": leptons}, nested=True)
+    return photons[ak.all(near.a.deltaR(near.l) > sel["photon_lepton_dr_min"], axis=2)]
 
 
 def feature_unit(name: str) -> str:
