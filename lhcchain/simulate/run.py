@@ -38,7 +38,7 @@ def chunk_config(sample: str, sample_cfg: Mapping[str, Any], chunk: int, seed: i
         process=sample_cfg["process"],
         n_events=counts[chunk],
         seed=derive_seed(seed, sample, chunk),
-        ecm=float(sample_cfg.get("ecm", 13000.0)),
+        sqrt_s=float(sample_cfg.get("sqrt_s", GeneratorConfig.sqrt_s)),
         settings=tuple(sample_cfg.get("settings", ())),
         lhe_file=sample_cfg.get("lhe_file"),
         skip=chunk_offsets(counts)[chunk],
