@@ -2,6 +2,7 @@
 
 ``prepare_settings`` resolves the settings ``prepare`` uses for one sample or dataset: the
 ``prepare`` section with the entry's own ``levels`` and ``selection`` keys laid over it.
+``check_renamed`` stops on a config key that was renamed (``RENAMED``; the scheme is docs/naming.md).
 ``stage_sources`` lists the lhcchain source files a stage runs, which each rule declares as input
 so that a code change reruns exactly the stages that use it.
 """
@@ -17,7 +18,22 @@ from typing import Any
 from .errors import InputError
 
 PACKAGE = Path(__file__).resolve().parent
-COMMON = ("__init__.py", "_lazy.py", "device.py", "errors.py", "io.py", "plotting.py", "stats.py")
+COMMON = ("__init__.py", "_lazy.py", "config.py", "device.py", "errors.py", "io.py", "plotting.py", "stats.py")
+RENAMED = {"ecm": "sqrt_s", "m_ll_min": "mll_min", "m_ll_max": "mll_max"}
+"""Config keys that were renamed (old -> new): an old key is an error that names the new one."""
+
+
+def check_renamed(settings: Any, where: str = "config") -> None:
+    """Raise :class:`InputError` at the first key of :data:`RENAMED` anywhere in ``settings``
+    (nested mappings and lists), naming its path below ``where`` and the new key."""
+    if isinstance(settings, Mapping):
+        for key, value in settings.items():
+            if key in RENAMED:
+                raise InputError(f"{where}: key {key!r} was renamed to {RENAMED[key]!r} (docs/naming.md)")
+            check_renamed(value, f"{where}.{key}")
+    elif isinstance(settings, list | tuple):
+        for i, value in enumerate(settings):
+            check_renamed(value, f"{where}[{i}]")
 
 
 def stage_sources(*packages: str) -> list[str]:

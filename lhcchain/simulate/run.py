@@ -21,6 +21,7 @@ import awkward as ak
 import numpy as np
 import uproot
 
+from ..config import check_renamed
 from ..io import derive_seed, staged_outputs, write_json
 from .detector import reconstruct
 from .objects import hard_process, particle_level
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 
 def chunk_config(sample: str, sample_cfg: Mapping[str, Any], chunk: int, seed: int) -> GeneratorConfig:
     """The generator configuration of chunk ``chunk`` of ``sample`` (seed derived from seed, sample, chunk)."""
+    check_renamed(sample_cfg, f"sample {sample!r}")
     counts = split_events(int(sample_cfg["n_events"]), int(sample_cfg["chunks"]))
     if not 0 <= chunk < len(counts):
         raise ValueError(f"sample {sample!r} has {len(counts)} chunks; chunk {chunk} does not exist")
