@@ -32,7 +32,7 @@ from lhcchain.config import madnis_settings, process_spec  # noqa: E402
 from lhcchain.madnis.run import METHODS, integrate  # noqa: E402
 
 CONFIG = Path(__file__).resolve().parents[1] / "config" / "config.yaml"
-FIGURES = ("cross_section", "error", "rel_stddev", "unweighting_efficiency", "unweighting_efficiency_truncated",
+FIGURES = ("cross_section_pb", "error_pb", "rel_stddev", "unweighting_efficiency", "unweighting_efficiency_truncated",
            "overweight_fraction", "n_calls", "wall_time_s")
 
 

@@ -44,7 +44,7 @@ def main(n_events: int = 2000, repeat: int = 5) -> dict:
         "n_events": n_events * repeat,
         "uproot_read_events_per_s": round(read_rate, 1),
         "prepare_events_per_s": round(metrics["events_per_s"], 1),
-        "prepare_over_read": round(metrics["events_per_s"] / read_rate, 4),
+        "speedup_over_read": round(metrics["events_per_s"] / read_rate, 4),
         "prepare_wall_events_per_s": round(wall_rate, 1),
     }
     print(json.dumps(out))

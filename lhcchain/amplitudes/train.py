@@ -255,7 +255,7 @@ def train(dataset, checkpoint, settings: Mapping, *, device: str = "auto", threa
         "best_epoch": state["best_epoch"],
         "best_val_loss": state["best_val"],
         "stop_reason": stop_reason,
-        "train_minutes": minutes,
+        "train_time_s": 60.0 * minutes,
         "n_params": n_params,
         "n_train": n_train,
         "n_boosted": int(len(state["train_index"]) - n_train),

@@ -191,7 +191,7 @@ def z_peak(truth: np.ndarray, gen: np.ndarray, seed: int = 0, replicas: int = 20
                 continue
         out[name] = {**p, "fwhm": fwhm(p), "fwhm_err": float(np.std(widths, ddof=1)) if len(widths) > 1 else None}
     if "fwhm" in out["truth"] and "fwhm" in out["generated"]:
-        out["mean_shift_GeV"] = out["generated"]["mean"] - out["truth"]["mean"]
+        out["mean_shift_gev"] = out["generated"]["mean"] - out["truth"]["mean"]
         out["fwhm_ratio"] = out["generated"]["fwhm"] / out["truth"]["fwhm"]
     return out
 
@@ -359,7 +359,7 @@ def evaluate(generated: str | os.PathLike[str], truth: str | os.PathLike[str], c
     if sim.get("events_per_s_per_core"):
         sim_rate = float(sim["events_per_s_per_core"])
         metrics["speed"]["simulate_events_per_s_per_core"] = sim_rate
-        metrics["speed"]["generation_over_simulate_per_core"] = rate / sim_rate
+        metrics["speed"]["speedup_over_simulate_per_core"] = rate / sim_rate
     aucs = [e["classifier_auc"] for e in metrics["multiplicities"].values() if e["classifier_auc"] is not None]
     metrics["worst_auc"] = max(aucs) if aucs else None
     with staged_outputs(*(outputs[k] for k in keys)) as staged:

@@ -162,7 +162,7 @@ def train(train_data: str | os.PathLike[str], val_data: str | os.PathLike[str], 
     minutes = trainer.finish()
     summary = {
         "family": settings["family"], "epochs_run": state["epoch"], "best_epoch": state["best_epoch"],
-        "best_val_loss": state["best_val"], "stop_reason": stop_reason, "train_minutes": minutes, "n_params": n_params,
+        "best_val_loss": state["best_val"], "stop_reason": stop_reason, "train_time_s": 60.0 * minutes, "n_params": n_params,
         "n_train": counts, "n_val": {m: int((va_ev.n_jets == m).sum()) for m in mult}, "device": str(dev),
         "resumed": trainer.resumed, "settings": settings,
     }

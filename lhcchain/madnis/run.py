@@ -41,7 +41,7 @@ METHODS = ("madnis", "vegas", "flat")
 
 
 def _pull(a: Mapping[str, float], b: Mapping[str, float]) -> float:
-    return (a["cross_section"] - b["cross_section"]) / math.hypot(a["error"], b["error"])
+    return (a["cross_section_pb"] - b["cross_section_pb"]) / math.hypot(a["error_pb"], b["error_pb"])
 
 
 def integrate(spec: Mapping[str, Any], settings: Mapping[str, Any], evaluation: Mapping[str, Any],
@@ -87,13 +87,13 @@ def integrate(spec: Mapping[str, Any], settings: Mapping[str, Any], evaluation: 
         r["eval_calls"] = n
         if method == "flat" and extra is not None:
             w_all = np.concatenate([s.weights.cpu().numpy(), extra.weights.cpu().numpy()])
-            r["cross_section"], r["error"] = stratified_estimate(w_all, np.concatenate(
+            r["cross_section_pb"], r["error_pb"] = stratified_estimate(w_all, np.concatenate(
                 [s.channels.cpu().numpy(), extra.channels.cpu().numpy()]))
             r["n_calls"] = r["eval_calls"] = w_all.size
-            r["rel_stddev"] = r["error"] * math.sqrt(w_all.size) / r["cross_section"]
+            r["rel_stddev"] = r["error_pb"] * math.sqrt(w_all.size) / r["cross_section_pb"]
         r["wall_time_s"] = r["train_time_s"] + r["eval_time_s"]
         log.info("madnis: %-6s sigma = %.6g +- %.3g pb, rel. std %.4g, unweighting efficiency %.4g, %d calls, %.1f s",
-                 method, r["cross_section"], r["error"], r["rel_stddev"], r["unweighting_efficiency"], r["n_calls"],
+                 method, r["cross_section_pb"], r["error_pb"], r["rel_stddev"], r["unweighting_efficiency"], r["n_calls"],
                  r["wall_time_s"])
     m, v = results["madnis"], results["vegas"]
     metrics: dict[str, Any] = {
@@ -110,7 +110,7 @@ def integrate(spec: Mapping[str, Any], settings: Mapping[str, Any], evaluation: 
         "channels": _channel_table(process, samples["madnis"]),
         "settings": settings,
         "calls": f"equal integrand calls: MadNIS and VEGAS train, then evaluate {n} points; flat sampling evaluates "
-                 f"all its calls (cross-section, error, rel_stddev) and its unweighting figures come from the first {n}",
+                 f"all its calls (cross_section_pb, error_pb, rel_stddev) and its unweighting figures come from the first {n}",
         "w_max": f"unweighting_efficiency: <w>/w_max with w_max the median over {REPLICAS} bootstrap replicas of the "
                  f"maximum of {n} weights (madnis.integrator.unweighting_metrics, arXiv:2001.10028); "
                  f"*_truncated: w_max such that overweights carry at most epsilon = {eps} of the cross-section",
@@ -118,9 +118,9 @@ def integrate(spec: Mapping[str, Any], settings: Mapping[str, Any], evaluation: 
     if spec.get("pythia"):
         pdf = None if process.pdf is None else str(process.pdf.path)
         ref = pythia_cross_section(spec["pythia"], process.sqrt_s, pdf, int(reference["n_events"]), seed)
-        ratio = m["cross_section"] / ref[0]
-        metrics["pythia"] = {"cross_section": ref[0], "error": ref[1], "madnis_over_pythia": ratio,
-                             "ratio_error": ratio * math.hypot(m["error"] / m["cross_section"], ref[1] / ref[0])}
+        ratio = m["cross_section_pb"] / ref[0]
+        metrics["pythia"] = {"cross_section_pb": ref[0], "error_pb": ref[1], "madnis_over_pythia": ratio,
+                             "ratio_error": ratio * math.hypot(m["error_pb"] / m["cross_section_pb"], ref[1] / ref[0])}
         log.info("madnis: Pythia 8 sigma = %.6g +- %.3g pb, MadNIS / Pythia = %.4f", ref[0], ref[1], ratio)
     with staged_outputs(outputs["checkpoint"], outputs["metrics"], outputs["weights"], outputs["channels"]) as out:
         save_integrator(str(out[0]), integrator, spec, settings, {k: v for k, v in summary.items() if k != "loss"})
@@ -138,7 +138,7 @@ def _channel_table(process: Process, sample) -> dict[str, dict[str, float]]:
     w = sample.weights.cpu().numpy()
     return {
         name: {"call_fraction": float((ch == c).mean()), "prior_alpha": float(prior[:, c].mean()),
-               "learned_alpha": float(learned[:, c].mean()), "cross_section": float(w[ch == c].sum() / len(w))}
+               "learned_alpha": float(learned[:, c].mean()), "cross_section_pb": float(w[ch == c].sum() / len(w))}
         for c, name in enumerate(process.channel_names)
     }
 
@@ -291,9 +291,9 @@ def unweight(checkpoint: str, settings: Mapping[str, Any], outputs: Mapping[str,
     metrics: dict[str, Any] = {
         "process": payload["process"]["process"],
         "n_events": n_events,
-        "cross_section": summary.cross_section,
-        "error": summary.error,
-        "w_max": w_max,
+        "cross_section_pb": summary.cross_section_pb,
+        "error_pb": summary.error_pb,
+        "w_max_pb": w_max,
         "exact": exact_run,
     }
     kin = event_momenta(process, points["x"], points["channels"])
@@ -331,20 +331,20 @@ def unweight(checkpoint: str, settings: Mapping[str, Any], outputs: Mapping[str,
             "calls": s_calls, "exact_calls": s_exact, "accepted": fast_points["accepted"], "time_s": s_seconds,
             "time_per_event_s": per_event_fast, "stage1_efficiency": s_exact / s_calls,
             "stage2_efficiency": fast_points["accepted"] / max(s_exact, 1),
-            "w_s_max": w_s_max, "u_max": u_max,
+            "w_s_max_pb": w_s_max, "u_max": u_max,
             "stage1_overweight_fraction": stage1.overweight_fraction, "stage1_truncated_fraction": stage1.truncated_fraction,
             "stage2_overweight_fraction": stage2.overweight_fraction, "stage2_truncated_fraction": stage2.truncated_fraction,
-            "cross_section": float(fast_points["sigma"]),
-            "gain": per_event_exact / per_event_fast,
+            "cross_section_pb": float(fast_points["sigma"]),
+            "speedup": per_event_exact / per_event_fast,
             "agreement": compare_samples(observables["exact"], observables["surrogate"]),
         }
-        log.info("madnis: surrogate unweighting %.3g s/event vs exact %.3g s/event: gain %.2f", per_event_fast,
-                 per_event_exact, metrics["surrogate"]["gain"])
+        log.info("madnis: surrogate unweighting %.3g s/event vs exact %.3g s/event: speedup %.2f", per_event_fast,
+                 per_event_exact, metrics["surrogate"]["speedup"])
     with staged_outputs(outputs["lhe"], outputs["parquet"], outputs["metrics"], outputs["distributions"]) as out:
-        write_lhe(out[0], process, kin, subs, summary.cross_section, summary.error, rng)
-        table = events_table(process, kin, subs, points["channels"].cpu().numpy(), summary.cross_section / n_events)
-        write_parquet(out[1], table, {"process": payload["process"]["process"], "cross_section_pb": summary.cross_section,
-                                      "cross_section_error_pb": summary.error})
+        write_lhe(out[0], process, kin, subs, summary.cross_section_pb, summary.error_pb, rng)
+        table = events_table(process, kin, subs, points["channels"].cpu().numpy(), summary.cross_section_pb / n_events)
+        write_parquet(out[1], table, {"process": payload["process"]["process"], "cross_section_pb": summary.cross_section_pb,
+                                      "cross_section_error_pb": summary.error_pb})
         write_json(out[2], metrics)
         _plot_distributions(observables, out[3], process.name)
     return metrics

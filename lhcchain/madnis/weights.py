@@ -57,21 +57,21 @@ def truncated_maximum(weights: np.ndarray, epsilon: float) -> float:
 class WeightSummary:
     """Figures of merit of one method's weights (module doc); cross-sections in pb."""
 
-    cross_section: float
-    error: float
+    cross_section_pb: float
+    error_pb: float
     rel_stddev: float
     unweighting_efficiency: float
     """``<w> / w_max``, ``w_max`` the bootstrap median maximum"""
     overweight_rate: float
     """fraction of weights above the bootstrap median maximum"""
-    w_max_truncated: float
+    w_max_truncated_pb: float
     """``w_max`` by cross-section truncation (used to write events)"""
     unweighting_efficiency_truncated: float
-    """accepted fraction of hit-or-miss unweighting with ``w_max_truncated``: ``<min(1, w / w_max)>``"""
+    """accepted fraction of hit-or-miss unweighting with ``w_max_truncated_pb``: ``<min(1, w / w_max)>``"""
     overweight_fraction: float
-    """fraction of the non-zero weights above ``w_max_truncated``"""
+    """fraction of the non-zero weights above ``w_max_truncated_pb``"""
     truncated_fraction: float
-    """fraction of the cross-section above ``w_max_truncated`` (at most ``epsilon``)"""
+    """fraction of the cross-section above ``w_max_truncated_pb`` (at most ``epsilon``)"""
     cut_efficiency: float
     n_calls: int
 
@@ -132,12 +132,12 @@ def summarize(weights: np.ndarray, channels: np.ndarray | None, epsilon: float) 
     tally.add(w, w_max)
     bootstrap = unweighting_metrics(torch.from_numpy(w), replica_count=REPLICAS)
     return WeightSummary(
-        cross_section=float(sigma),
-        error=error,
+        cross_section_pb=float(sigma),
+        error_pb=error,
         rel_stddev=error * math.sqrt(n) / abs(sigma) if sigma else math.inf,
         unweighting_efficiency=bootstrap.uweff_before_cuts,
         overweight_rate=bootstrap.over_weight_rate,
-        w_max_truncated=w_max,
+        w_max_truncated_pb=w_max,
         unweighting_efficiency_truncated=float(np.minimum(w / w_max, 1.0).mean()) if w_max > 0 else 0.0,
         overweight_fraction=tally.overweight_fraction,
         truncated_fraction=tally.truncated_fraction,

@@ -113,7 +113,7 @@ def generate(cfg: GeneratorConfig, batch_size: int = 500, max_failures: int = 20
       ``hard``: the hard-process record (``px, py, pz, E, pdgId``, ``status`` -1 incoming,
       2 intermediate, 1 outgoing, as in LHE);
       ``weight``: the event weight (``Info::weight``);
-    and ``attrs["sigma_gen_pb"]``, Pythia's running estimate of the generated cross-section in pb.
+    and ``attrs["cross_section_pb"]``, Pythia's running estimate of the generated cross-section in pb.
     For LHE input fewer events come back when the file ends.
     """
     pythia = _make_pythia(cfg)
@@ -169,7 +169,7 @@ def _batch(final: list[tuple], hard: list[tuple], n_part: list[int], n_hard: lis
         {"particles": ak.unflatten(particles, np.asarray(n_part)), "hard": ak.unflatten(hard_rec, np.asarray(n_hard)),
          "weight": np.asarray(weights, dtype=np.float64)},
         depth_limit=1,
-        attrs={"sigma_gen_pb": pythia.infoPython().sigmaGen() * MB_TO_PB},
+        attrs={"cross_section_pb": pythia.infoPython().sigmaGen() * MB_TO_PB},
     )
 
 

@@ -97,7 +97,7 @@ def simulate_chunk(
             t_gen = time.perf_counter()
             sigma_pb = float("nan")
             for batch in generate(cfg, batch_size=batch_size):
-                sigma_pb = float(batch.attrs["sigma_gen_pb"])
+                sigma_pb = float(batch.attrs["cross_section_pb"])
                 gen_time += time.perf_counter() - t_gen
                 record = event_record(batch, detector, jets, rng, chunk, n_done)
                 if n_done == 0:
@@ -110,7 +110,7 @@ def simulate_chunk(
         stats = {
             "sample": sample,
             "process": cfg.process,
-            "sigma_gen_pb": sigma_pb,
+            "cross_section_pb": sigma_pb,
             "chunk": chunk,
             "seed": cfg.seed,
             "n_events": n_done,
