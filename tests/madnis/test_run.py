@@ -34,7 +34,7 @@ PNG = b"\x89PNG"
 
 
 def _unweight_outputs(folder) -> dict[str, object]:
-    return {"lhe": folder / "events.lhe", "parquet": folder / "events.parquet", "metrics": folder / "events.json",
+    return {"lhe": folder / "events.lhe", "parquet": folder / "events.parquet", "metrics": folder / "unweight.json",
             "distributions": folder / "distributions.png"}
 
 
