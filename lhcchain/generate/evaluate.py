@@ -43,6 +43,7 @@ import pyarrow.parquet as pq
 import torch
 
 from .. import plotting
+from ..config import resolve_settings
 from ..device import select_device
 from ..errors import InputError
 from ..io import staged_outputs, write_json
@@ -63,12 +64,7 @@ plt = plotting.plt
 
 def resolve_evaluation(settings: Mapping[str, Any]) -> dict[str, Any]:
     """``EVALUATION_DEFAULTS`` with ``settings`` laid over (``classifier`` merged key by key)."""
-    unknown = set(settings) - set(EVALUATION_DEFAULTS)
-    if unknown:
-        raise InputError(f"generate.evaluation: unknown key(s) {sorted(unknown)}; valid: {sorted(EVALUATION_DEFAULTS)}")
-    out = {**EVALUATION_DEFAULTS, **settings}
-    out["classifier"] = {**CLASSIFIER_DEFAULTS, **settings.get("classifier", {})}
-    return out
+    return resolve_settings(settings, EVALUATION_DEFAULTS, "generate.evaluation")
 
 
 def observables(cols: Mapping[str, np.ndarray], level: str, n_jets: int) -> dict[str, np.ndarray]:

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .. import config
 from ..device import select_device
 from ..errors import InputError
 from ..training import Trainer
@@ -67,11 +68,9 @@ VAL_SEED = 20240601
 
 
 def resolve_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
-    """``DEFAULTS`` with ``settings`` laid over; InputError on unknown keys or bad values."""
-    unknown = set(settings) - set(DEFAULTS)
-    if unknown:
-        raise InputError(f"generate: unknown model/training key(s) {sorted(unknown)}; valid: {sorted(DEFAULTS)}")
-    out = {**DEFAULTS, **settings}
+    """``DEFAULTS`` with ``settings`` laid over (:func:`lhcchain.config.resolve_settings`); InputError on
+    unknown keys or bad values."""
+    out = config.resolve_settings(settings, DEFAULTS, "generate.models/training")
     if out["family"] not in FAMILIES:
         raise InputError(f"generate: family must be one of {', '.join(FAMILIES)}, got {out['family']!r}")
     for key in ("epochs", "batch_size", "hidden", "layers", "heads", "transforms", "bins", "components"):

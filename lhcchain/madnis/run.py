@@ -22,6 +22,7 @@ import torch
 from scipy import stats
 
 from .. import plotting
+from ..config import resolve_settings
 from ..device import select_device
 from ..errors import InputError
 from ..io import staged_outputs, write_json
@@ -29,8 +30,8 @@ from ..physics.kinematics import pair_mass, pseudorapidity, transverse_momentum
 from ..physics.process import Process
 from ..physics.processes import build_process
 from .events import draw_subprocesses, event_momenta, events_table, write_lhe, write_parquet
-from .integrator import (CheckedIntegrand, draw, flat_sampler, load_integrator, resolve_settings, save_integrator,
-                         train_madnis, train_vegas)
+from .integrator import (DEFAULTS, CheckedIntegrand, draw, flat_sampler, load_integrator, save_integrator, train_madnis,
+                         train_vegas)
 from .reference import pythia_cross_section
 from .surrogate import stage_two_ratio, surrogate_matrix_element
 from .weights import REPLICAS, Overweights, accept, stratified_estimate, summarize, truncated_maximum
@@ -51,7 +52,7 @@ def integrate(spec: Mapping[str, Any], settings: Mapping[str, Any], evaluation: 
 
     ``outputs``: ``checkpoint``, ``metrics`` (JSON), ``weights`` and ``channels`` (PNG).
     """
-    settings = resolve_settings(settings)
+    settings = resolve_settings(settings, DEFAULTS, "madnis.training")
     dev = select_device(device, threads)
     process = build_process(spec, str(dev), threads)
     function = CheckedIntegrand(process)
