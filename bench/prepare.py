@@ -38,7 +38,7 @@ def main(n_events: int = 2000, repeat: int = 5) -> dict:
         read_rate = n_read / (time.perf_counter() - t0)
         t0 = time.perf_counter()
         metrics = prepare("bench", [root] * repeat, output_paths(Path(tmp) / "out"), prep, seed=1)
-        wall_rate = metrics["events_read"] / (time.perf_counter() - t0)
+        wall_rate = metrics["n_read"] / (time.perf_counter() - t0)
     out = {
         "bench": "prepare",
         "n_events": n_events * repeat,

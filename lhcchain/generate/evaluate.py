@@ -304,8 +304,8 @@ def evaluate(generated: str | os.PathLike[str], truth: str | os.PathLike[str], c
     t_cols = to_columns(tru.x, tru.n_jets, tru.pdg, tru.phi, level, max_jets)
     g_cols = to_columns(gen.x, gen.n_jets, gen.pdg, gen.phi, level, max_jets)
     metrics: dict[str, Any] = {"level": level, "family": ckpt["settings"]["family"], "bayesian": model.bayesian,
-                               "truth_events": {m: int((tru.n_jets == m).sum()) for m in mult},
-                               "generated_events": {m: int((gen.n_jets == m).sum()) for m in mult}, "multiplicities": {}}
+                               "n_truth": {m: int((tru.n_jets == m).sum()) for m in mult},
+                               "n_generated": {m: int((gen.n_jets == m).sum()) for m in mult}, "multiplicities": {}}
     clf: dict[int, dict[str, Any]] = {}
     all_panels: dict[int, dict[str, dict[str, Any]]] = {}
     model.set_solver(summary.get("settings", {}).get("solver", "rk4"), summary.get("settings", {}).get("steps", 20))

@@ -207,9 +207,9 @@ def sample(checkpoint: str | os.PathLike[str], outputs: Mapping[str, str | os.Pa
         summary = {
             "family": ckpt["settings"]["family"], "bayesian": model.bayesian, "level": level,
             "members": int(settings["bayes_samples"]) if model.bayesian else 1,
-            "events": n_out, "events_per_multiplicity": written, "training_events": n_train,
+            "n_events": n_out, "n_events_per_multiplicity": written, "n_train": n_train,
             "acceptance": {m: written[m] / max(tried[m], 1) for m in counts},
-            "generation_s": gen_time, "events_per_s": n_out / max(gen_time, 1e-12),
+            "generation_time_s": gen_time, "events_per_s": n_out / max(gen_time, 1e-12),
             "events_per_s_per_thread": n_out / max(gen_time, 1e-12) / (torch.get_num_threads() if dev.type == "cpu" else 1),
             "threads": torch.get_num_threads(), "device": str(dev), "settings": settings, "seed": int(seed),
         }

@@ -146,7 +146,7 @@ def test_each_family_trains_and_samples_from_settings(prepared: Path, tmp_path: 
     summary = run_train(prepared, tmp_path / "model.pt", {**TINY, "family": family, "conditional": family != "flow", "epochs": 2})
     assert summary["family"] == family and summary["epochs_run"] == 2
     smp = sample(tmp_path / "model.pt", output_paths(tmp_path), {**SAMPLING, "n_events": 300}, device="cpu", threads=1, seed=4)
-    assert smp["events"] == 300 and smp["members"] == 1
+    assert smp["n_events"] == 300 and smp["members"] == 1
     gen = load_events(tmp_path / "events.parquet", "particle", MULT, 3)
     assert sorted(set(gen.n_jets.tolist())) == MULT
 
