@@ -1,5 +1,6 @@
-"""Stage entry points: :func:`integrate` (MadNIS against VEGAS and flat) and :func:`unweight` (events,
-with surrogate-accelerated unweighting when an amplitude surrogate exists).
+"""The stage's driver: :func:`integrate` (MadNIS against VEGAS and flat) and :func:`unweight` (events,
+with surrogate-accelerated unweighting when an amplitude surrogate exists, :mod:`.unweighting`);
+figures in :mod:`.plots`.
 
 Evaluation settings: ``n_calls`` weighted points per method, drawn in batches of ``batch_size``;
 ``epsilon`` the cross-section fraction the truncated ``w_max`` may cut (:mod:`.weights`).
@@ -16,25 +17,22 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-import hist
 import numpy as np
 import torch
-from scipy import stats
 
-from .. import plotting
 from ..config import resolve_settings
 from ..device import select_device
-from ..errors import InputError
 from ..io import staged_outputs, write_json
-from ..physics.kinematics import pair_mass, pseudorapidity, transverse_momentum
 from ..physics.process import Process
 from ..physics.processes import build_process
+from . import plots
 from .events import draw_subprocesses, event_momenta, events_table, write_lhe, write_parquet
 from .integrator import (DEFAULTS, CheckedIntegrand, draw, flat_sampler, load_integrator, save_integrator, train_madnis,
                          train_vegas)
 from .reference import pythia_cross_section
-from .surrogate import stage_two_ratio, surrogate_matrix_element
-from .weights import REPLICAS, Overweights, accept, stratified_estimate, summarize, truncated_maximum
+from .surrogate import surrogate_matrix_element
+from .unweighting import HitOrMiss, TwoStage, compare_samples, observables, unweight_events
+from .weights import REPLICAS, stratified_estimate, summarize, truncated_maximum
 
 log = logging.getLogger("lhcchain.madnis")
 
@@ -126,8 +124,8 @@ def integrate(spec: Mapping[str, Any], settings: Mapping[str, Any], evaluation: 
     with staged_outputs(outputs["checkpoint"], outputs["metrics"], outputs["weights"], outputs["channels"]) as out:
         save_integrator(str(out[0]), integrator, spec, settings, {k: v for k, v in summary.items() if k != "loss"})
         write_json(out[1], metrics)
-        _plot_weights(samples, out[2], process.name)
-        _plot_channels(metrics["channels"], out[3], process.name)
+        plots.weights(samples, out[2], process.name)
+        plots.channels(metrics["channels"], out[3], process.name)
     return metrics
 
 
@@ -144,124 +142,7 @@ def _channel_table(process: Process, sample) -> dict[str, dict[str, float]]:
     }
 
 
-def _plot_weights(samples: Mapping[str, Any], path, name: str) -> None:
-    """Weight distributions ``w / <w>`` of the three methods (non-zero weights, log-log axes)."""
-    import matplotlib.pyplot as plt
-    import mplhep
-
-    axis = hist.axis.Regular(80, 1e-4, 1e2, transform=hist.axis.transform.log)
-    fig, ax = plt.subplots(figsize=(8, 6))
-    for method, s in samples.items():
-        w = s.weights.cpu().numpy()
-        h = hist.Hist(axis)
-        h.fill(w[w > 0] / w.mean())
-        mplhep.histplot(h, ax=ax, label=method, density=True, histtype="step", yerr=True)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel(r"$w / \langle w \rangle$")
-    plotting.save(fig, ax, path, "normalised", name)
-
-
-def _plot_channels(table: Mapping[str, Mapping[str, float]], path, name: str) -> None:
-    labels = list(table)
-    series = {key: [table[c][key] for c in labels] for key in ("prior_alpha", "learned_alpha", "call_fraction")}
-    plotting.bars(labels, series, path, "mean channel weight / call fraction", title=name)
-
-
 # ------------------------------------------------------------------ unweighted events
-
-
-PROGRESS_EVERY = 30.0
-"""Seconds between progress lines of the unweighting loops."""
-
-
-def _unweight_loop(integrator, n_events: int, batch: int, max_calls: int, w_max: float,
-                   rng: np.random.Generator, name: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Draw batches and keep accepted points until ``n_events``: the points, and the calls, accepted
-    events and seconds with the overweights of all drawn weights (fraction of the non-zero weights
-    above ``w_max``, and the fraction of their sum that lies above it)."""
-    kept: dict[str, list[torch.Tensor]] = {"x": [], "channels": []}
-    calls, have, start, last = 0, 0, time.perf_counter(), time.perf_counter()
-    tally = Overweights()
-    while have < n_events and calls < max_calls:
-        s = draw(integrator, batch, batch)
-        calls += batch
-        w = s.weights.cpu().numpy()
-        tally.add(w, w_max)
-        ok = torch.from_numpy(accept(w, w_max, rng))
-        kept["x"].append(s.x[ok.to(s.x.device)])
-        kept["channels"].append(s.channels[ok.to(s.x.device)])
-        have += int(ok.sum())
-        if time.perf_counter() - last > PROGRESS_EVERY:
-            last = time.perf_counter()
-            log.info("madnis: unweighting %s: %d of %d events from %d calls, %.0f s", name, have, n_events, calls,
-                     last - start)
-    out = {k: torch.cat(v)[:n_events] for k, v in kept.items()}
-    seconds = time.perf_counter() - start
-    return out, {"calls": calls, "accepted": have, "time_s": seconds, "efficiency": have / calls,
-                 "time_per_event_s": seconds / max(have, 1), "overweight_fraction": tally.overweight_fraction,
-                 "truncated_fraction": tally.truncated_fraction}
-
-
-def _surrogate_loop(integrator, exact: CheckedIntegrand, n_events: int, batch: int, max_calls: int,
-                    w_s_max: float, u_max: float, rng: np.random.Generator) -> tuple[dict[str, Any], int, int, float]:
-    """Two-stage unweighting (:mod:`.surrogate`) with the surrogate integrand installed in
-    ``integrator``: ``(points with u, calls, exact calls, seconds)``."""
-    kept: dict[str, list] = {"x": [], "channels": [], "u": []}
-    calls, exact_calls, have, start = 0, 0, 0, time.perf_counter()
-    stage1_sum, last = 0.0, start
-    while have < n_events and calls < max_calls:
-        s = draw(integrator, batch, batch)
-        calls += batch
-        ws = s.weights.cpu().numpy()
-        ok1 = torch.from_numpy(accept(ws, w_s_max, rng)).to(s.x.device)
-        x, ch = s.x[ok1], s.channels[ok1]
-        f_sur = s.func_vals[ok1]
-        f_exact, _ = exact(x, ch)
-        exact_calls += x.shape[0]
-        u = stage_two_ratio(f_exact.to(f_sur.dtype) / f_sur, s.weights[ok1], w_s_max).cpu().numpy()
-        stage1_sum += u.sum()
-        ok2 = torch.from_numpy(accept(u, u_max, rng)).to(x.device)
-        kept["x"].append(x[ok2])
-        kept["channels"].append(ch[ok2])
-        kept["u"].append(u)
-        have += int(ok2.sum())
-        if time.perf_counter() - last > PROGRESS_EVERY:
-            last = time.perf_counter()
-            log.info("madnis: surrogate unweighting: %d of %d events from %d calls, %.0f s", have, n_events, calls,
-                     last - start)
-    out = {"x": torch.cat(kept["x"])[:n_events], "channels": torch.cat(kept["channels"])[:n_events],
-           "u": np.concatenate(kept["u"]), "sigma": stage1_sum * w_s_max / calls, "accepted": have}
-    return out, calls, exact_calls, time.perf_counter() - start
-
-
-def _observables(process: Process, lab: torch.Tensor) -> dict[str, np.ndarray]:
-    """Per event: p_T and eta of the p_T-ordered outgoing legs and the mass of the two leading (GeV)."""
-    out = lab[:, 2:].to(torch.float64)
-    order = transverse_momentum(out).argsort(-1, descending=True)
-    out = torch.gather(out, 1, order[..., None].expand_as(out))
-    obs = {}
-    for i in range(out.shape[1]):
-        obs[f"p_T,{i + 1} [GeV]"] = transverse_momentum(out[:, i]).cpu().numpy()
-        obs[f"eta_{i + 1}"] = pseudorapidity(out[:, i]).cpu().numpy()
-    obs["m_12 [GeV]"] = pair_mass(out[:, 0], out[:, 1]).cpu().numpy()
-    return obs
-
-
-def compare_samples(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray], bins: int = 20) -> dict[str, dict[str, float]]:
-    """Per observable, chi^2 / ndf and p-value of two unweighted samples' histograms (quantile bins of
-    the union, shapes compared: ``sum (a/Na - b/Nb)^2 / (a/Na^2 + b/Nb^2)`` over filled bins)."""
-    result = {}
-    for key in a:
-        edges = np.unique(np.quantile(np.concatenate([a[key], b[key]]), np.linspace(0, 1, bins + 1)))
-        ha, _ = np.histogram(a[key], edges)
-        hb, _ = np.histogram(b[key], edges)
-        na, nb = ha.sum(), hb.sum()
-        filled = (ha + hb) > 0
-        chi2 = float((((ha / na - hb / nb) ** 2) / (ha / na**2 + hb / nb**2))[filled].sum())
-        ndf = int(filled.sum()) - 1
-        result[key] = {"chi2": chi2, "ndf": ndf, "p_value": float(stats.chi2.sf(chi2, ndf))}
-    return result
 
 
 def unweight(checkpoint: str, settings: Mapping[str, Any], outputs: Mapping[str, str], surrogate: str | None = None,
@@ -278,16 +159,12 @@ def unweight(checkpoint: str, settings: Mapping[str, Any], outputs: Mapping[str,
     integrator, exact, payload = load_integrator(checkpoint, device, threads)
     process = exact.process
     n_events, batch = int(settings["n_events"]), int(settings["batch_size"])
-    eps, max_calls = float(settings["epsilon"]), int(settings["max_calls"])
+    eps, max_calls, n_calib = float(settings["epsilon"]), int(settings["max_calls"]), int(settings["calibration_calls"])
 
-    calib = draw(integrator, int(settings["calibration_calls"]), batch)
+    calib = draw(integrator, n_calib, batch)
     w_max = truncated_maximum(calib.weights.cpu().numpy(), eps)
-    points, exact_run = _unweight_loop(integrator, n_events, batch, max_calls, w_max, rng, process.name)
-    calls, accepted, seconds = exact_run["calls"], exact_run["accepted"], exact_run["time_s"]
-    n_got = points["x"].shape[0]
-    if n_got < n_events:
-        raise InputError(f"process {process.name!r}: only {n_got} of {n_events} events after {calls} calls "
-                         f"(madnis.events.max_calls); raise max_calls or lower n_events")
+    points, exact_run = unweight_events(integrator, HitOrMiss(w_max), n_events, batch, max_calls, rng,
+                                        f"process {process.name!r}: unweighting")
     summary = summarize(calib.weights.cpu().numpy(), calib.channels.cpu().numpy(), eps)
     metrics: dict[str, Any] = {
         "process": payload["process"]["process"],
@@ -299,66 +176,31 @@ def unweight(checkpoint: str, settings: Mapping[str, Any], outputs: Mapping[str,
     }
     kin = event_momenta(process, points["x"], points["channels"])
     subs = draw_subprocesses(process, kin, rng)
-    log.info("madnis: %d unweighted events from %d calls (efficiency %.4g) in %.1f s", accepted, calls,
-             accepted / calls, seconds)
-    observables = {"exact": _observables(process, kin["lab"])}
+    log.info("madnis: %d unweighted events from %d calls (efficiency %.4g) in %.1f s", exact_run["accepted"],
+             exact_run["calls"], exact_run["efficiency"], exact_run["time_s"])
+    observed = {"exact": observables(process, kin["lab"])}
 
     if surrogate:
         model = load_surrogate(surrogate, process.device)
-        fast = CheckedIntegrand(process, surrogate_matrix_element(process, model))
-        integrator.integrand = fast.integrand()
-        calib_s = draw(integrator, int(settings["calibration_calls"]), batch)
-        ws = calib_s.weights.cpu().numpy()
-        w_s_max = truncated_maximum(ws, eps)
-        f_exact, _ = exact(calib_s.x, calib_s.channels)
-        ratio = (f_exact.to(calib_s.func_vals.dtype) / calib_s.func_vals).nan_to_num(0.0)
-        u_calib = stage_two_ratio(ratio, calib_s.weights, w_s_max).cpu().numpy()
-        survivors = u_calib[accept(ws, w_s_max, rng)]
-        u_max = truncated_maximum(survivors, eps)
-        fast_points, s_calls, s_exact, s_seconds = _surrogate_loop(integrator, exact, n_events, batch, max_calls,
-                                                                   w_s_max, u_max, rng)
-        if fast_points["x"].shape[0] < n_events:
-            raise InputError(f"process {process.name!r}: surrogate unweighting gave only {fast_points['x'].shape[0]} of "
-                             f"{n_events} events in {s_calls} calls (madnis.events.max_calls)")
-        u = fast_points["u"]
+        integrator.integrand = CheckedIntegrand(process, surrogate_matrix_element(process, model)).integrand()
+        two_stage = TwoStage.calibrate(integrator, exact, n_calib, batch, eps, rng)
+        fast_points, fast = unweight_events(integrator, two_stage, n_events, batch, max_calls, rng,
+                                            f"process {process.name!r}: surrogate unweighting")
         fast_kin = event_momenta(process, fast_points["x"], fast_points["channels"])
-        observables["surrogate"] = _observables(process, fast_kin["lab"])
-        per_event_exact, per_event_fast = seconds / accepted, s_seconds / fast_points["accepted"]
-        stage1, stage2 = Overweights(), Overweights()
-        stage1.add(ws, w_s_max)
-        stage2.add(u, u_max)
+        observed["surrogate"] = observables(process, fast_kin["lab"])
         metrics["surrogate"] = {
-            "checkpoint": surrogate,
-            "calls": s_calls, "exact_calls": s_exact, "accepted": fast_points["accepted"], "time_s": s_seconds,
-            "time_per_event_s": per_event_fast, "stage1_efficiency": s_exact / s_calls,
-            "stage2_efficiency": fast_points["accepted"] / max(s_exact, 1),
-            "w_s_max_pb": w_s_max, "u_max": u_max,
-            "stage1_overweight_fraction": stage1.overweight_fraction, "stage1_truncated_fraction": stage1.truncated_fraction,
-            "stage2_overweight_fraction": stage2.overweight_fraction, "stage2_truncated_fraction": stage2.truncated_fraction,
-            "cross_section_pb": float(fast_points["sigma"]),
-            "speedup": per_event_exact / per_event_fast,
-            "agreement": compare_samples(observables["exact"], observables["surrogate"]),
+            "checkpoint": surrogate, **fast,
+            "stage2_efficiency": fast["accepted"] / max(fast["exact_calls"], 1),
+            "speedup": exact_run["time_per_event_s"] / fast["time_per_event_s"],
+            "agreement": compare_samples(observed["exact"], observed["surrogate"]),
         }
-        log.info("madnis: surrogate unweighting %.3g s/event vs exact %.3g s/event: speedup %.2f", per_event_fast,
-                 per_event_exact, metrics["surrogate"]["speedup"])
+        log.info("madnis: surrogate unweighting %.3g s/event vs exact %.3g s/event: speedup %.2f",
+                 fast["time_per_event_s"], exact_run["time_per_event_s"], metrics["surrogate"]["speedup"])
     with staged_outputs(outputs["lhe"], outputs["parquet"], outputs["metrics"], outputs["distributions"]) as out:
         write_lhe(out[0], process, kin, subs, summary.cross_section_pb, summary.error_pb, rng)
         table = events_table(process, kin, subs, points["channels"].cpu().numpy(), summary.cross_section_pb / n_events)
         write_parquet(out[1], table, {"process": payload["process"]["process"], "cross_section_pb": summary.cross_section_pb,
                                       "cross_section_error_pb": summary.error_pb})
         write_json(out[2], metrics)
-        _plot_distributions(observables, out[3], process.name)
+        plots.distributions(observed, out[3], process.name)
     return metrics
-
-
-def _plot_distributions(observables: Mapping[str, Mapping[str, np.ndarray]], path, name: str) -> None:
-    groups = {}
-    for key in observables["exact"]:
-        lo, hi = np.quantile(observables["exact"][key], [0.001, 0.999])
-        axis = hist.axis.Regular(30, lo, hi if hi > lo else lo + 1)
-        groups[key] = {}
-        for label, obs in observables.items():
-            h = hist.Hist(axis)
-            h.fill(obs[key])
-            groups[key][f"{label} |M|^2" if label != "exact" else "exact |M|^2"] = h
-    plotting.panels(groups, path, title=f"{name}: unweighted events")

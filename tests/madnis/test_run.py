@@ -1,6 +1,6 @@
 """Stage entry points (:mod:`lhcchain.madnis.run`): ``integrate`` (MadNIS against VEGAS and flat, with
-the Pythia reference) and ``unweight`` (exact and surrogate-accelerated), the two-sample comparison
-and the Pythia cross-section (:mod:`lhcchain.madnis.reference`)."""
+the Pythia reference) and ``unweight`` (exact and surrogate-accelerated), and the Pythia
+cross-section (:mod:`lhcchain.madnis.reference`)."""
 
 from __future__ import annotations
 
@@ -13,11 +13,10 @@ import pyarrow.parquet as pq
 import pylhe
 import pytest
 import torch
-from scipy import stats
 
 from lhcchain.errors import InputError
 from lhcchain.madnis import run
-from lhcchain.madnis.integrator import load_integrator
+from lhcchain.madnis.integrator import draw, load_integrator
 from lhcchain.madnis.reference import pythia_cross_section
 
 from .conftest import msq
@@ -110,7 +109,7 @@ def test_integrate_plots_and_checkpoint(integrated):
     assert payload["summary"]["train_calls"] == metrics["methods"]["madnis"]["train_calls"]
     # the saved integrator reproduces the cross-section
     torch.manual_seed(0)
-    w = run.draw(integrator, 4000, 2000).weights.numpy()
+    w = draw(integrator, 4000, 2000).weights.numpy()
     m = metrics["methods"]["madnis"]
     assert abs(w.mean() - m["cross_section_pb"]) < 5 * math.hypot(w.std() / math.sqrt(w.size), m["error_pb"])
 
@@ -203,42 +202,6 @@ def test_surrogate_unweighting(gg3g_checkpoint, gg3g_surrogate, tmp_path):
     assert min(v["p_value"] for v in s["agreement"].values()) > 1e-4
     assert pylhe.LHEFile.count_events(str(outputs["lhe"])) == settings["n_events"]
     assert pq.read_table(outputs["parquet"]).num_rows == settings["n_events"]
-
-
-# ----------------------------------------------------------------------------- compare_samples
-
-
-def _samples(rng, n, shift=0.0):
-    return {"x": rng.normal(shift, 1.0, n), "y": rng.exponential(1.0 + shift, n)}
-
-
-def test_compare_samples_same_and_shifted():
-    rng = np.random.default_rng(9)
-    a, b = _samples(rng, 5000), _samples(rng, 5000)
-    same = run.compare_samples(a, b)
-    assert set(same) == {"x", "y"}
-    assert all(v["p_value"] > 1e-3 and v["ndf"] == 19 for v in same.values())
-    shifted = run.compare_samples(a, _samples(rng, 5000, shift=0.2))
-    assert all(v["p_value"] < 1e-6 for v in shifted.values())
-
-
-def test_compare_samples_chi2_is_pearsons():
-    """For equal sample sizes the statistic is Pearson's chi^2 of the 2 x bins contingency table."""
-    rng = np.random.default_rng(10)
-    a, b = _samples(rng, 2000), _samples(rng, 2000, shift=0.05)
-    result = run.compare_samples(a, b, bins=15)
-    for key in a:
-        edges = np.quantile(np.concatenate([a[key], b[key]]), np.linspace(0, 1, 16))
-        table = np.stack([np.histogram(a[key], edges)[0], np.histogram(b[key], edges)[0]])
-        chi2, p, dof, _ = stats.chi2_contingency(table, correction=False)
-        assert result[key]["chi2"] == pytest.approx(chi2, rel=1e-9)
-        assert result[key]["ndf"] == dof and result[key]["p_value"] == pytest.approx(p, rel=1e-6)
-
-
-def test_compare_samples_p_values_are_uniform():
-    rng = np.random.default_rng(11)
-    p = [v["p_value"] for _ in range(150) for v in run.compare_samples(_samples(rng, 800), _samples(rng, 1200)).values()]
-    assert stats.kstest(p, "uniform").pvalue > 1e-3
 
 
 # ----------------------------------------------------------------------------- Pythia reference
