@@ -3,10 +3,18 @@ with surrogate-accelerated unweighting when an amplitude surrogate exists, :mod:
 figures in :mod:`.plots`.
 
 Evaluation settings: ``n_calls`` weighted points per method, drawn in batches of ``batch_size``;
-``epsilon`` the cross-section fraction the truncated ``w_max`` may cut (:mod:`.weights`).
+``epsilon`` the cross-section fraction the truncated ``w_max`` may cut (:mod:`.weights`);
+``replicas`` further evaluations of ``n_calls`` points per method, each from its own seed, whose
+spread (sample standard deviation with the first evaluation) is reported for the heavy-tailed
+figures (``SPREAD``) and the MadNIS/VEGAS ratios as ``*_spread``.
 Event settings: ``n_events`` unweighted events, ``calibration_calls`` points to fix ``w_max`` (and
 ``u_max`` with a surrogate), ``batch_size``, ``epsilon``, ``max_calls`` a cap on the calls spent.
 Wall times are in seconds; cross-sections in pb.
+
+Seeds: everything random derives from ``seed``: MadNIS's training and evaluation (torch, and VEGAS
+pre-training's numpy generator) from ``seed``, the VEGAS baseline's numpy generator from ``seed + 1``,
+flat sampling's from ``seed + 2``, each bootstrap of ``w_max`` and each replica from
+``derive_seed(seed, method, ...)``, Pythia's reference from ``seed``; :func:`unweight` from its ``seed``.
 """
 
 from __future__ import annotations
@@ -22,7 +30,7 @@ import torch
 
 from ..config import resolve_settings
 from ..device import select_device
-from ..io import staged_outputs, write_json
+from ..io import derive_seed, staged_outputs, write_json
 from ..physics.process import Process
 from ..physics.processes import build_process
 from . import plots
@@ -37,6 +45,10 @@ from .weights import REPLICAS, stratified_estimate, summarize, truncated_maximum
 log = logging.getLogger("lhcchain.madnis")
 
 METHODS = ("madnis", "vegas", "flat")
+SPREAD = ("unweighting_efficiency", "unweighting_efficiency_truncated", "rel_stddev")
+"""Heavy-tailed figures (set by the largest weights) reported with their spread over replicas."""
+RATIOS = ("unweighting_efficiency", "rel_stddev")
+"""Figures whose MadNIS / VEGAS ratio is reported with its spread over replicas."""
 
 
 def _pull(a: Mapping[str, float], b: Mapping[str, float]) -> float:
@@ -81,7 +93,8 @@ def integrate(spec: Mapping[str, Any], settings: Mapping[str, Any], evaluation: 
     for method in METHODS:
         s = samples[method]
         r = results[method]
-        r.update(summarize(s.weights.cpu().numpy(), s.channels.cpu().numpy(), eps).as_dict())
+        r.update(summarize(s.weights.cpu().numpy(), s.channels.cpu().numpy(), eps,
+                           derive_seed(seed, method, "bootstrap")).as_dict())
         r["n_calls"] = r["train_calls"] + r.pop("n_calls")
         r["eval_calls"] = n
         if method == "flat" and extra is not None:
@@ -94,6 +107,17 @@ def integrate(spec: Mapping[str, Any], settings: Mapping[str, Any], evaluation: 
         log.info("madnis: %-6s sigma = %.6g +- %.3g pb, rel. std %.4g, unweighting efficiency %.4g, %d calls, %.1f s",
                  method, r["cross_section_pb"], r["error_pb"], r["rel_stddev"], r["unweighting_efficiency"], r["n_calls"],
                  r["wall_time_s"])
+    samplers = {"madnis": integrator, "vegas": vegas, "flat": flat}
+    figures = _replicas(samplers, int(evaluation["replicas"]), n, batch, eps, seed)
+    ratio_spread = {}
+    for method, runs in figures.items():
+        for key in SPREAD:
+            values = [results[method][key], *(f[key] for f in runs)]
+            results[method][f"{key}_spread"] = float(np.std(values, ddof=1)) if len(values) > 1 else None
+    for key in RATIOS:
+        values = [results["madnis"][key] / results["vegas"][key],
+                  *(a[key] / b[key] for a, b in zip(figures["madnis"], figures["vegas"]))]
+        ratio_spread[f"{key}_madnis_over_vegas_spread"] = float(np.std(values, ddof=1)) if len(values) > 1 else None
     m, v = results["madnis"], results["vegas"]
     metrics: dict[str, Any] = {
         "process": spec["process"],
@@ -103,6 +127,7 @@ def integrate(spec: Mapping[str, Any], settings: Mapping[str, Any], evaluation: 
             "rel_stddev_madnis_over_vegas": m["rel_stddev"] / v["rel_stddev"],
             "unweighting_efficiency_madnis_over_flat": m["unweighting_efficiency"] / results["flat"]["unweighting_efficiency"],
             "rel_stddev_madnis_over_flat": m["rel_stddev"] / results["flat"]["rel_stddev"],
+            **ratio_spread,
         },
         "pulls": {"madnis_vegas": _pull(m, v), "madnis_flat": _pull(m, results["flat"]),
                   "vegas_flat": _pull(v, results["flat"])},
@@ -113,6 +138,8 @@ def integrate(spec: Mapping[str, Any], settings: Mapping[str, Any], evaluation: 
         "w_max": f"unweighting_efficiency: <w>/w_max with w_max the median over {REPLICAS} bootstrap replicas of the "
                  f"maximum of {n} weights (madnis.integrator.unweighting_metrics, arXiv:2001.10028); "
                  f"*_truncated: w_max such that overweights carry at most epsilon = {eps} of the cross-section",
+        "spread": f"*_spread: sample standard deviation over {len(figures['madnis']) + 1} evaluations of {n} points "
+                  f"with different seeds, of the same trained integrators",
     }
     if spec.get("pythia"):
         pdf = None if process.pdf is None else str(process.pdf.path)
@@ -127,6 +154,24 @@ def integrate(spec: Mapping[str, Any], settings: Mapping[str, Any], evaluation: 
         plots.weights(samples, out[2], process.name)
         plots.channels(metrics["channels"], out[3], process.name)
     return metrics
+
+
+def _replicas(samplers: Mapping[str, Any], k: int, n: int, batch: int, eps: float,
+              seed: int) -> dict[str, list[dict[str, Any]]]:
+    """Per method, the figures of ``k`` further evaluations of ``n`` points, each from its own seed."""
+    out: dict[str, list[dict[str, Any]]] = {method: [] for method in samplers}
+    for r in range(k):
+        for method, sampler in samplers.items():
+            rseed = derive_seed(seed, method, "replica", r)
+            if method == "madnis":
+                torch.manual_seed(rseed)
+            else:
+                sampler.rng = np.random.default_rng(rseed)
+            s = draw(sampler, n, batch, mode="uniform" if method == "flat" else "variance")
+            out[method].append(summarize(s.weights.cpu().numpy(), s.channels.cpu().numpy(), eps, rseed).as_dict())
+        log.info("madnis: replica %d/%d: unweighting efficiency %s", r + 1, k,
+                 ", ".join(f"{method} {runs[-1]['unweighting_efficiency']:.4g}" for method, runs in out.items()))
+    return out
 
 
 def _channel_table(process: Process, sample) -> dict[str, dict[str, float]]:
@@ -165,12 +210,12 @@ def unweight(checkpoint: str, settings: Mapping[str, Any], outputs: Mapping[str,
     w_max = truncated_maximum(calib.weights.cpu().numpy(), eps)
     points, exact_run = unweight_events(integrator, HitOrMiss(w_max), n_events, batch, max_calls, rng,
                                         f"process {process.name!r}: unweighting")
-    summary = summarize(calib.weights.cpu().numpy(), calib.channels.cpu().numpy(), eps)
+    sigma, error = stratified_estimate(calib.weights.cpu().numpy(), calib.channels.cpu().numpy())
     metrics: dict[str, Any] = {
         "process": payload["process"]["process"],
         "n_events": n_events,
-        "cross_section_pb": summary.cross_section_pb,
-        "error_pb": summary.error_pb,
+        "cross_section_pb": sigma,
+        "error_pb": error,
         "w_max_pb": w_max,
         "exact": exact_run,
     }
@@ -183,8 +228,11 @@ def unweight(checkpoint: str, settings: Mapping[str, Any], outputs: Mapping[str,
     if surrogate:
         model = load_surrogate(surrogate, process.device)
         integrator.integrand = CheckedIntegrand(process, surrogate_matrix_element(process, model)).integrand()
-        two_stage = TwoStage.calibrate(integrator, exact, n_calib, batch, eps, rng)
-        fast_points, fast = unweight_events(integrator, two_stage, n_events, batch, max_calls, rng,
+        fast_seed = derive_seed(seed, "surrogate")  # the exact events do not depend on whether a surrogate exists
+        fast_rng = np.random.default_rng(fast_seed)
+        torch.manual_seed(fast_seed)
+        two_stage = TwoStage.calibrate(integrator, exact, n_calib, batch, eps, fast_rng)
+        fast_points, fast = unweight_events(integrator, two_stage, n_events, batch, max_calls, fast_rng,
                                             f"process {process.name!r}: surrogate unweighting")
         fast_kin = event_momenta(process, fast_points["x"], fast_points["channels"])
         observed["surrogate"] = observables(process, fast_kin["lab"])
@@ -197,10 +245,10 @@ def unweight(checkpoint: str, settings: Mapping[str, Any], outputs: Mapping[str,
         log.info("madnis: surrogate unweighting %.3g s/event vs exact %.3g s/event: speedup %.2f",
                  fast["time_per_event_s"], exact_run["time_per_event_s"], metrics["surrogate"]["speedup"])
     with staged_outputs(outputs["lhe"], outputs["parquet"], outputs["metrics"], outputs["distributions"]) as out:
-        write_lhe(out[0], process, kin, subs, summary.cross_section_pb, summary.error_pb, rng)
-        table = events_table(process, kin, subs, points["channels"].cpu().numpy(), summary.cross_section_pb / n_events)
-        write_parquet(out[1], table, {"process": payload["process"]["process"], "cross_section_pb": summary.cross_section_pb,
-                                      "cross_section_error_pb": summary.error_pb})
+        write_lhe(out[0], process, kin, subs, sigma, error, rng)
+        table = events_table(process, kin, subs, points["channels"].cpu().numpy(), sigma / n_events)
+        write_parquet(out[1], table, {"process": payload["process"]["process"], "cross_section_pb": sigma,
+                                      "cross_section_error_pb": error})
         write_json(out[2], metrics)
         plots.distributions(observed, out[3], process.name)
     return metrics

@@ -16,6 +16,7 @@ observable of :func:`observables`. Units: GeV, pb, s.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Mapping
 from typing import Any, Protocol
@@ -66,13 +67,14 @@ class HitOrMiss:
 class TwoStage:
     """Two-stage unweighting with the surrogate installed in the integrator (module doc). Stage 1 is
     tallied on the calibration sample that fixes ``w_s_max``, stage 2 on every drawn survivor; the
-    cross-section is ``sum(u) w_s_max / calls`` (unbiased, :mod:`.surrogate`)."""
+    cross-section is the mean over all calls of ``1_stage1 u w_s_max`` (unbiased, :mod:`.surrogate`),
+    with the standard error of that mean."""
 
     def __init__(self, exact: CheckedIntegrand, w_s_max: float, u_max: float, stage1: Overweights) -> None:
         self.exact, self.w_s_max, self.u_max, self.stage1 = exact, w_s_max, u_max, stage1
         self.stage2 = Overweights()
         self.calls = self.exact_calls = 0
-        self.u_sum = 0.0
+        self.u_sum = self.u2_sum = 0.0
 
     @classmethod
     def calibrate(cls, integrator: Integrator, exact: CheckedIntegrand, calls: int, batch: int, epsilon: float,
@@ -100,12 +102,15 @@ class TwoStage:
         f_sur = sample.func_vals[index]
         u = stage_two_ratio(f_exact.to(f_sur.dtype) / f_sur, sample.weights[index], self.w_s_max).cpu().numpy()
         self.u_sum += float(u.sum())
+        self.u2_sum += float((u**2).sum())
         self.stage2.add(u, self.u_max)
         ok = np.zeros(ws.size, dtype=bool)
         ok[survivors[accept(u, self.u_max, rng)]] = True
         return ok
 
     def figures(self) -> dict[str, Any]:
+        sigma = self.u_sum * self.w_s_max / self.calls
+        variance = (self.u2_sum * self.w_s_max**2 / self.calls - sigma**2) * self.calls / max(self.calls - 1, 1)
         return {
             "exact_calls": self.exact_calls,
             "stage1_efficiency": self.exact_calls / self.calls,
@@ -114,7 +119,8 @@ class TwoStage:
             "stage1_truncated_fraction": self.stage1.truncated_fraction,
             "stage2_overweight_fraction": self.stage2.overweight_fraction,
             "stage2_truncated_fraction": self.stage2.truncated_fraction,
-            "cross_section_pb": self.u_sum * self.w_s_max / self.calls,
+            "cross_section_pb": sigma,
+            "error_pb": math.sqrt(max(variance, 0.0) / self.calls),
         }
 
 

@@ -11,7 +11,9 @@ that ``sigma = mean(w)`` for any allocation ``N_c`` of the calls to the channels
 * unweighting efficiency ``<w> / w_max`` over all calls (so it includes the cut efficiency), with
   ``w_max`` the median, over bootstrap replicas of the ``N`` weights, of the replica's maximum
   (arXiv:2001.10028, computed by ``madnis.integrator.unweighting_metrics``; ``overweight_rate`` is
-  the fraction of weights above it). This is the figure compared between methods.
+  the fraction of weights above it). This is the figure compared between methods. The bootstrap
+  draws from its own torch generator state seeded with ``seed``, so the figures of one sample do not
+  depend on what else the process drew before.
 * for writing events, ``w_max`` is instead chosen by truncation (it must not grow with ``N``): the
   smallest ``w_max`` with ``sum_i max(w_i - w_max, 0) <= epsilon sum_i w_i``, i.e. the overweights
   carry at most a fraction ``epsilon`` of the cross-section. The efficiency with that ``w_max``
@@ -122,15 +124,18 @@ def stratified_estimate(weights: np.ndarray, channels: np.ndarray | None) -> tup
     return float(sigma), math.sqrt(var)
 
 
-def summarize(weights: np.ndarray, channels: np.ndarray | None, epsilon: float) -> WeightSummary:
-    """:class:`WeightSummary` of ``weights`` (one per call, pb) drawn in ``channels`` (module doc)."""
+def summarize(weights: np.ndarray, channels: np.ndarray | None, epsilon: float, seed: int) -> WeightSummary:
+    """:class:`WeightSummary` of ``weights`` (one per call, pb) drawn in ``channels``; ``seed`` seeds the
+    bootstrap of ``w_max`` (module doc)."""
     w = np.asarray(weights, dtype=np.float64)
     n = w.size
     sigma, error = stratified_estimate(w, channels)
     w_max = truncated_maximum(w, epsilon)
     tally = Overweights()
     tally.add(w, w_max)
-    bootstrap = unweighting_metrics(torch.from_numpy(w), replica_count=REPLICAS)
+    with torch.random.fork_rng(devices=[]):  # madnis draws the replicas from torch's global generator
+        torch.manual_seed(seed)
+        bootstrap = unweighting_metrics(torch.from_numpy(w), replica_count=REPLICAS)
     return WeightSummary(
         cross_section_pb=float(sigma),
         error_pb=error,

@@ -24,7 +24,7 @@ from .conftest import msq
 # the madnis block of config/test.yaml, with fewer steps and calls
 TRAINING = {"flow": {"layers": 2, "units": 16, "bins": 8}, "vegas": {"iterations": 2, "samples_per_channel": 300},
             "steps": 10, "batch_size": 256, "minimum_buffer_size": 256, "max_minutes": 1.0}
-EVALUATION = {"n_calls": 4000, "batch_size": 2000, "epsilon": 1e-3}
+EVALUATION = {"n_calls": 4000, "batch_size": 2000, "epsilon": 1e-3, "replicas": 2}
 REFERENCE = {"n_events": 300}
 EVENTS = {"n_events": 400, "calibration_calls": 3000, "batch_size": 1000, "epsilon": 1e-3, "max_calls": 200_000}
 METHODS = {"madnis", "vegas", "flat"}
@@ -37,11 +37,14 @@ def _unweight_outputs(folder) -> dict[str, object]:
             "distributions": folder / "distributions.png"}
 
 
+def _integrate_outputs(folder) -> dict[str, object]:
+    return {"checkpoint": folder / "integrator.pt", "metrics": folder / "metrics.json",
+            "weights": folder / "weights.png", "channels": folder / "channels.png"}
+
+
 @pytest.fixture(scope="module")
 def integrated(dy_spec, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("madnis_integrate")
-    outputs = {"checkpoint": folder / "integrator.pt", "metrics": folder / "metrics.json",
-               "weights": folder / "weights.png", "channels": folder / "channels.png"}
+    outputs = _integrate_outputs(tmp_path_factory.mktemp("madnis_integrate"))
     metrics = run.integrate(dy_spec, TRAINING, EVALUATION, REFERENCE, outputs, device="cpu", threads=1, seed=3)
     return metrics, outputs
 
@@ -112,6 +115,20 @@ def test_integrate_plots_and_checkpoint(integrated):
     w = draw(integrator, 4000, 2000).weights.numpy()
     m = metrics["methods"]["madnis"]
     assert abs(w.mean() - m["cross_section_pb"]) < 5 * math.hypot(w.std() / math.sqrt(w.size), m["error_pb"])
+
+
+def test_same_seed_same_figures(integrated, dy_spec, tmp_path):
+    """A second run with the same seed gives every figure again, to the last digit (wall times aside):
+    the VEGAS and flat baselines, the bootstrap of w_max, and the spreads over replicas included."""
+    again = run.integrate(dy_spec, TRAINING, EVALUATION, REFERENCE, _integrate_outputs(tmp_path), device="cpu", threads=1,
+                          seed=3)
+    first = integrated[0]
+    for method in METHODS:
+        figures = {k: v for k, v in first["methods"][method].items() if not k.endswith("time_s")}
+        assert figures == {k: again["methods"][method][k] for k in figures}, method
+        assert figures["unweighting_efficiency_spread"] > 0 and figures["rel_stddev_spread"] > 0
+    assert again["ratios"] == first["ratios"] and again["pulls"] == first["pulls"] and again["pythia"] == first["pythia"]
+    assert first["ratios"]["unweighting_efficiency_madnis_over_vegas_spread"] > 0
 
 
 def test_integrate_equal_calls_for_all_methods(integrated):
@@ -194,8 +211,8 @@ def test_surrogate_unweighting(gg3g_checkpoint, gg3g_surrogate, tmp_path):
     assert s["time_per_event_s"] == pytest.approx(s["time_s"] / s["accepted"])
     assert math.isfinite(s["speedup"]) and s["speedup"] > 0
     assert s["speedup"] == pytest.approx(exact["time_per_event_s"] / s["time_per_event_s"])
-    # the two-stage estimate of the cross-section is unbiased: it agrees with the exact one
-    assert abs(s["cross_section_pb"] / on_disk["cross_section_pb"] - 1) < 0.5
+    # the two-stage estimate of the cross-section is unbiased: it agrees with the exact one within errors
+    assert abs(s["cross_section_pb"] - on_disk["cross_section_pb"]) < 4 * math.hypot(s["error_pb"], on_disk["error_pb"])
     # the surrogate-unweighted events follow the exact ones
     assert set(s["agreement"]) == {"p_T,1 [GeV]", "p_T,2 [GeV]", "p_T,3 [GeV]", "eta_1", "eta_2", "eta_3", "m_12 [GeV]"}
     assert all(0 <= v["p_value"] <= 1 for v in s["agreement"].values())
