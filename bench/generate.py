@@ -84,22 +84,22 @@ def main() -> None:
         "family": settings["family"],
         "bayesian": smp["bayesian"],
         "data": str(data),
-        "training_events": smp["training_events"],
-        "train_minutes": round(summary["train_minutes"], 2),
-        "generated_events": smp["events"],
+        "n_train": smp["n_train"],
+        "train_time_s": round(summary["train_time_s"], 1),
+        "n_generated": smp["n_events"],
         "device": smp["device"],
         "threads": smp["threads"],
         "generation_events_per_s_per_thread": round(rate, 1),
         "simulate_process": process,
         "pythia_events_per_s": round(sim["pythia_events_per_s"], 2),
         "simulate_events_per_s_per_core": round(sim["simulate_events_per_s_per_core"], 2),
-        "generation_over_pythia": round(rate / sim["pythia_events_per_s"], 1),
-        "generation_over_simulate": round(rate / sim["simulate_events_per_s_per_core"], 1),
+        "speedup_over_pythia": round(rate / sim["pythia_events_per_s"], 1),
+        "speedup_over_simulate": round(rate / sim["simulate_events_per_s_per_core"], 1),
         "classifier_auc": {k: (round(v["classifier_auc"], 3) if v["classifier_auc"] is not None else None)
                            for k, v in m["multiplicities"].items()},
         "classifier_auc_err": {k: (round(v["classifier_auc_err"], 3) if v["classifier_auc_err"] is not None else None)
                                for k, v in m["multiplicities"].items()},
-        "z_peak_shift_GeV": m["z_peak"].get("mean_shift_GeV"),
+        "z_peak_shift_gev": m["z_peak"].get("mean_shift_gev"),
         "z_fwhm_ratio": m["z_peak"].get("fwhm_ratio"),
     }
     print(json.dumps(result))

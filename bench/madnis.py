@@ -6,8 +6,9 @@ MadNIS training, VEGAS trained with the same number of integrand calls, flat sam
 evaluated on the same number of points, and Pythia 8's cross-section of the same process.
 
 Prints ONE JSON line: per method the cross-section and error (pb), relative standard deviation of
-the weights, unweighting efficiency, integrand calls and wall time (s); the MadNIS/VEGAS and
-MadNIS/flat ratios; the pulls between methods; and MadNIS / Pythia 8.
+the weights, unweighting efficiency (both with their spread over ``madnis.evaluation.replicas`` further
+evaluations), integrand calls and wall time (s); the MadNIS/VEGAS and MadNIS/flat ratios; the pulls
+between methods; and MadNIS / Pythia 8.
 
 Usage: ``python bench/madnis.py [--process NAME] [--steps N] [--calls N] [--threads T] [--device D]``.
 Default (1000 steps, 200 000 evaluation calls): about 3 minutes on one CPU core.
@@ -32,8 +33,8 @@ from lhcchain.config import madnis_settings, process_spec  # noqa: E402
 from lhcchain.madnis.run import METHODS, integrate  # noqa: E402
 
 CONFIG = Path(__file__).resolve().parents[1] / "config" / "config.yaml"
-FIGURES = ("cross_section", "error", "rel_stddev", "unweighting_efficiency", "unweighting_efficiency_truncated",
-           "overweight_fraction", "n_calls", "wall_time_s")
+FIGURES = ("cross_section_pb", "error_pb", "rel_stddev", "rel_stddev_spread", "unweighting_efficiency",
+           "unweighting_efficiency_spread", "unweighting_efficiency_truncated", "overweight_fraction", "n_calls", "wall_time_s")
 
 
 def main() -> None:

@@ -76,7 +76,7 @@ def bench_process(name: str, points: tuple, device: torch.device, repeats: int) 
         "n_points": n,
         "f64_evals_per_s": round(rate64, 1),
         "f32_evals_per_s": round(rate32, 1),
-        "f32_over_f64_speed": round(rate32 / rate64, 3),
+        "f32_speedup": round(rate32 / rate64, 3),
         "f32_max_rel_dev": float(f"{rel.max().item():.3g}"),
         "f32_median_rel_dev": float(f"{rel.median().item():.3g}"),
         "finite": bool(torch.isfinite(me64).all() and torch.isfinite(me32).all()),

@@ -2,6 +2,10 @@
 
 ``prepare_settings`` resolves the settings ``prepare`` uses for one sample or dataset: the
 ``prepare`` section with the entry's own ``levels`` and ``selection`` keys laid over it.
+``check_renamed`` stops on a config key that was renamed (``RENAMED``; the scheme is docs/naming.md).
+``resolve_settings`` lays a settings section over a module's defaults and rejects unknown keys: the
+workflow passes every key from config/config.yaml (a test checks that it names all of them), so the
+modules' defaults serve library callers only and config/config.yaml is the one source for a run.
 ``stage_sources`` lists the lhcchain source files a stage runs, which each rule declares as input
 so that a code change reruns exactly the stages that use it.
 """
@@ -17,7 +21,44 @@ from typing import Any
 from .errors import InputError
 
 PACKAGE = Path(__file__).resolve().parent
-COMMON = ("__init__.py", "_lazy.py", "device.py", "errors.py", "io.py", "plotting.py", "stats.py")
+COMMON = ("__init__.py", "_lazy.py", "config.py", "device.py", "errors.py", "io.py", "plotting.py", "stats.py")
+RENAMED = {"ecm": "sqrt_s", "m_ll_min": "mll_min", "m_ll_max": "mll_max"}
+"""Config keys that were renamed (old -> new): an old key is an error that names the new one."""
+
+
+def check_renamed(settings: Any, where: str = "config") -> None:
+    """Raise :class:`InputError` at the first key of :data:`RENAMED` anywhere in ``settings``
+    (nested mappings and lists), naming its path below ``where`` and the new key."""
+    if isinstance(settings, Mapping):
+        for key, value in settings.items():
+            if key in RENAMED:
+                raise InputError(f"{where}: key {key!r} was renamed to {RENAMED[key]!r} (docs/naming.md)")
+            check_renamed(value, f"{where}.{key}")
+    elif isinstance(settings, list | tuple):
+        for i, value in enumerate(settings):
+            check_renamed(value, f"{where}[{i}]")
+
+
+def resolve_settings(settings: Mapping[str, Any] | None, defaults: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """A copy of ``defaults`` with ``settings`` laid over it, nested mappings merged key by key.
+
+    Raises :class:`InputError` naming ``where`` (the config section, e.g. ``madnis.training``) for a
+    renamed key, an unknown key (listing the valid ones) or a mapping given as a plain value.
+    """
+    settings = {} if settings is None else settings
+    check_renamed(settings, where)
+    unknown = sorted(set(settings) - set(defaults))
+    if unknown:
+        raise InputError(f"{where}: unknown key(s) {unknown}; valid: {sorted(defaults)}")
+    out = copy.deepcopy(dict(defaults))
+    for key, value in settings.items():
+        if isinstance(defaults[key], Mapping):
+            if not isinstance(value, Mapping):
+                raise InputError(f"{where}.{key}: expected a mapping of {sorted(defaults[key])}, got {value!r}")
+            out[key] = resolve_settings(value, defaults[key], f"{where}.{key}")
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
 
 
 def stage_sources(*packages: str) -> list[str]:

@@ -184,3 +184,45 @@ def test_snakemake_dry_run_rejects_bad_config(tmp_path):
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0, out
     assert "radius" in out and "wide" in out, out
+
+
+# --------------------------------------------------------------------------- renamed config keys
+
+RENAMED_CASES = {  # old key -> where it used to live in the config
+    "ecm": ("samples", "nominal"),
+    "m_ll_min": ("processes", "drell_yan_zprime", "options"),
+    "m_ll_max": ("processes", "drell_yan_zprime", "options"),
+}
+
+
+def with_old_key(old: str) -> dict:
+    from lhcchain.config import RENAMED
+
+    cfg = load_config()
+    node = cfg
+    for k in RENAMED_CASES[old]:
+        node = node[k]
+    node[old] = node.pop(RENAMED[old])
+    return cfg
+
+
+@pytest.mark.parametrize("old", list(RENAMED_CASES))
+def test_renamed_key_names_the_new_one(old):
+    from lhcchain.config import RENAMED, check_renamed
+
+    assert set(RENAMED) == set(RENAMED_CASES)
+    check_renamed(load_config())  # the shipped config uses the new names
+    with pytest.raises(InputError) as info:
+        check_renamed(with_old_key(old))
+    msg = str(info.value)
+    assert f"config.{'.'.join(RENAMED_CASES[old])}" in msg and repr(old) in msg and repr(RENAMED[old]) in msg
+
+
+def test_snakemake_dry_run_names_a_renamed_key(tmp_path):
+    bad = tmp_path / "old.yaml"
+    bad.write_text(yaml.safe_dump(with_old_key("ecm")))
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--nolock", "--configfile", str(bad)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0, out
+    assert "'ecm' was renamed to 'sqrt_s'" in out, out

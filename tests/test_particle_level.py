@@ -136,7 +136,7 @@ def test_muon_resolution_summary(tmp_path, scale):
     core width (0.96 sigma / sqrt(n) for a Gaussian) plus 1 % for the spread of sigma over 30-50 GeV."""
     rng = np.random.default_rng(int(10 * scale))
     _synthetic_root(tmp_path / "a.root", rng, 15_000, scale)
-    (tmp_path / "a.json").write_text(json.dumps({"n_events": 15_000, "wall_s": 100.0, "sigma_gen_pb": 2.0}))
+    (tmp_path / "a.json").write_text(json.dumps({"n_events": 15_000, "wall_s": 100.0, "cross_section_pb": 2.0}))
     outputs = {k: tmp_path / f"{k}.{ext}" for k, ext in (("metrics", "json"), ("muon_response", "png"),
                                                          ("jet_substructure", "png"), ("met", "png"))}
     metrics = summarize("synthetic", [tmp_path / "a.json"], [tmp_path / "a.root"], DETECTOR, outputs)

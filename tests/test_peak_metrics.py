@@ -95,7 +95,7 @@ def test_z_peak_shift_and_width_ratio():
     gen = voigt_sample(rng, 100_000, M_Z + 0.3, GAMMA_Z / 2, 1.5)
     out = z_peak(truth, gen, seed=4)
     t, g = out["truth"], out["generated"]
-    assert abs(out["mean_shift_GeV"] - 0.3) < 4 * math.hypot(t["mean_err"], g["mean_err"])
+    assert abs(out["mean_shift_gev"] - 0.3) < 4 * math.hypot(t["mean_err"], g["mean_err"])
     for res, sigma in ((t, 1e-9), (g, 1.5)):
         assert 0 < res["fwhm_err"] < 0.02 * res["fwhm"]
         assert abs(res["fwhm"] - voigt_fwhm(sigma, GAMMA_Z / 2)) < 4 * res["fwhm_err"]

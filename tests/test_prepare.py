@@ -117,8 +117,8 @@ def test_cms_counts_and_cutflow(cms_run, data_dir):
     meta = json.loads(outs["metadata"].read_text())
     counts = meta["counts"]
     rows = {s: pq.read_metadata(outs[s]).num_rows for s in SPLITS}
-    assert counts["read"] == 200 == metrics["events_read"]
-    assert sum(rows.values()) == counts["kept"] == metrics["events_kept"] > 0
+    assert counts["read"] == 200 == metrics["n_read"]
+    assert sum(rows.values()) == counts["kept"] == metrics["n_kept"] > 0
     assert rows == {s: counts[s] for s in SPLITS}
 
     weights = uproot.open(data_dir / CMS)["Events"]["genWeight"].array(library="np").astype(np.float64)
@@ -342,7 +342,7 @@ def test_powheg(data_dir, tmp_path, no_figures):
     cfg = prepare_cfg(levels=["parton"], step_size=30)
     metrics = prepare("powheg_zj", [data_dir / POWHEG], outs, cfg, seed=3)
     expected = lhe_expected(data_dir / POWHEG, cfg["selection"])
-    assert len(expected) == 100 == metrics["events_read"]
+    assert len(expected) == 100 == metrics["n_read"]
     cols = read_all(outs)
     passing = [i for i, e in enumerate(expected) if e["pass"]]
     assert cols["entry"].tolist() == passing

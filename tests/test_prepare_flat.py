@@ -74,7 +74,7 @@ def test_zmumu_mll_equals_file_mass(data_dir, zmumu, tmp_path, no_figures):  # n
     outs = output_paths(tmp_path / "out")
     metrics = prepare("cms_zmumu", [data_dir / ZMUMU], outs, zmumu_settings(**OPEN), seed=3)
     cols = read_all(outs)
-    assert metrics["events_read"] == metrics["events_kept"] == 2304
+    assert metrics["n_read"] == metrics["n_kept"] == 2304
     assert cols["entry"].tolist() == list(range(2304))
     np.testing.assert_allclose(cols["reco_mll"], zmumu["M"], rtol=1e-4)
     # charges -> pdgId (a mu- is +13), in pT order; run and event numbers from the map

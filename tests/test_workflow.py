@@ -99,7 +99,7 @@ def test_end_to_end_outputs(e2e: Path) -> None:
         for i in range(s["chunks"]):
             assert (e2e / f"results/sim/{sample}/chunk{i}.root").stat().st_size > 0
         sim = json.loads((e2e / f"results/sim/{sample}/metrics.json").read_text())
-        assert sim["events"] == s["n_events"]
+        assert sim["n_events"] == s["n_events"]
         for fig in ("muon_response", "jet_substructure", "met"):
             assert (e2e / f"results/sim/{sample}/{fig}.png").stat().st_size > 0
     for name in [*cfg["samples"], *cfg["datasets"]]:
@@ -121,12 +121,12 @@ def test_end_to_end_outputs(e2e: Path) -> None:
         d = e2e / f"results/madnis/{name}"
         methods = json.loads((d / "metrics.json").read_text())["methods"]
         assert abs(methods["madnis"]["n_calls"] - methods["vegas"]["n_calls"]) < 10  # equal up to the channel count
-        assert all(m["cross_section"] > 0 and m["error"] > 0 for m in methods.values())
+        assert all(m["cross_section_pb"] > 0 and m["error_pb"] > 0 for m in methods.values())
         events = json.loads((d / "unweight.json").read_text())
         assert len(pd.read_parquet(d / "events.parquet")) == events["n_events"] == cfg["madnis"]["events"]["n_events"]
         assert (d / "weights.png").stat().st_size > 0 and (d / "events.lhe.gz").stat().st_size > 0
     surrogate = json.loads((e2e / "results/madnis/gg_3g/unweight.json").read_text())["surrogate"]
-    assert surrogate["gain"] > 0 and set(surrogate["agreement"]) >= {"m_12 [GeV]"}
+    assert surrogate["speedup"] > 0 and set(surrogate["agreement"]) >= {"m_12 [GeV]"}
     # The nominal sample's particle-level Z peak, from tiny statistics: a loose sanity bound here;
     # the 1 GeV statement is checked on the default config (see README).
     peak = json.loads((e2e / "results/data/nominal/metrics.json").read_text())["mll_peak"]["particle"]

@@ -32,7 +32,6 @@ resumes from it when the settings and the dataset (row count and amplitude check
 
 from __future__ import annotations
 
-import copy
 import logging
 import math
 from collections.abc import Mapping
@@ -41,6 +40,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .. import config
 from ..device import select_device
 from ..errors import InputError
 from ..training import Trainer
@@ -78,13 +78,9 @@ BOOSTING = ("none", "loss", "performance")
 
 
 def resolve_settings(settings: Mapping) -> dict:
-    """``DEFAULTS`` with ``settings`` laid over (``boosting`` merged key by key); InputError on unknown keys."""
-    unknown = set(settings) - set(DEFAULTS)
-    if unknown:
-        raise InputError(f"amplitudes training settings: unknown key(s) {sorted(unknown)}; valid: {sorted(DEFAULTS)}")
-    out = copy.deepcopy(DEFAULTS)
-    for k, v in settings.items():
-        out[k] = {**out[k], **dict(v)} if k == "boosting" else v
+    """``DEFAULTS`` with ``settings`` laid over (:func:`lhcchain.config.resolve_settings`); InputError on
+    unknown keys or bad values."""
+    out = config.resolve_settings(settings, DEFAULTS, "amplitudes.model/training")
     if out["boosting"]["mode"] not in BOOSTING:
         raise InputError(f"amplitudes: boosting.mode must be one of {', '.join(BOOSTING)}, got {out['boosting']['mode']!r}")
     for key in ("epochs", "batch_size", "hidden", "layers"):
@@ -255,7 +251,7 @@ def train(dataset, checkpoint, settings: Mapping, *, device: str = "auto", threa
         "best_epoch": state["best_epoch"],
         "best_val_loss": state["best_val"],
         "stop_reason": stop_reason,
-        "train_minutes": minutes,
+        "train_time_s": 60.0 * minutes,
         "n_params": n_params,
         "n_train": n_train,
         "n_boosted": int(len(state["train_index"]) - n_train),

@@ -20,6 +20,7 @@ import torch
 from scipy.stats import rankdata
 from torch import nn
 
+from ..config import resolve_settings
 from ..errors import InputError
 
 CLASSIFIER_DEFAULTS: dict[str, Any] = {"hidden": 128, "layers": 3, "epochs": 300, "batch_size": 128, "lr": 3e-3, "patience": 30,
@@ -27,11 +28,9 @@ CLASSIFIER_DEFAULTS: dict[str, Any] = {"hidden": 128, "layers": 3, "epochs": 300
 
 
 def resolve_classifier(settings: Mapping[str, Any]) -> dict[str, Any]:
-    """``CLASSIFIER_DEFAULTS`` with ``settings`` laid over; InputError on unknown keys."""
-    unknown = set(settings) - set(CLASSIFIER_DEFAULTS)
-    if unknown:
-        raise InputError(f"generate.evaluation.classifier: unknown key(s) {sorted(unknown)}; valid: {sorted(CLASSIFIER_DEFAULTS)}")
-    out = {**CLASSIFIER_DEFAULTS, **settings}
+    """``CLASSIFIER_DEFAULTS`` with ``settings`` laid over (:func:`lhcchain.config.resolve_settings`);
+    InputError on unknown keys or bad values."""
+    out = resolve_settings(settings, CLASSIFIER_DEFAULTS, "generate.evaluation.classifier")
     if int(out["folds"]) < 2:
         raise InputError(f"generate.evaluation.classifier: folds must be >= 2, got {out['folds']}")
     return out

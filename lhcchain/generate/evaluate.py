@@ -43,6 +43,7 @@ import pyarrow.parquet as pq
 import torch
 
 from .. import plotting
+from ..config import resolve_settings
 from ..device import select_device
 from ..errors import InputError
 from ..io import staged_outputs, write_json
@@ -63,12 +64,7 @@ plt = plotting.plt
 
 def resolve_evaluation(settings: Mapping[str, Any]) -> dict[str, Any]:
     """``EVALUATION_DEFAULTS`` with ``settings`` laid over (``classifier`` merged key by key)."""
-    unknown = set(settings) - set(EVALUATION_DEFAULTS)
-    if unknown:
-        raise InputError(f"generate.evaluation: unknown key(s) {sorted(unknown)}; valid: {sorted(EVALUATION_DEFAULTS)}")
-    out = {**EVALUATION_DEFAULTS, **settings}
-    out["classifier"] = {**CLASSIFIER_DEFAULTS, **settings.get("classifier", {})}
-    return out
+    return resolve_settings(settings, EVALUATION_DEFAULTS, "generate.evaluation")
 
 
 def observables(cols: Mapping[str, np.ndarray], level: str, n_jets: int) -> dict[str, np.ndarray]:
@@ -191,7 +187,7 @@ def z_peak(truth: np.ndarray, gen: np.ndarray, seed: int = 0, replicas: int = 20
                 continue
         out[name] = {**p, "fwhm": fwhm(p), "fwhm_err": float(np.std(widths, ddof=1)) if len(widths) > 1 else None}
     if "fwhm" in out["truth"] and "fwhm" in out["generated"]:
-        out["mean_shift_GeV"] = out["generated"]["mean"] - out["truth"]["mean"]
+        out["mean_shift_gev"] = out["generated"]["mean"] - out["truth"]["mean"]
         out["fwhm_ratio"] = out["generated"]["fwhm"] / out["truth"]["fwhm"]
     return out
 
@@ -308,8 +304,8 @@ def evaluate(generated: str | os.PathLike[str], truth: str | os.PathLike[str], c
     t_cols = to_columns(tru.x, tru.n_jets, tru.pdg, tru.phi, level, max_jets)
     g_cols = to_columns(gen.x, gen.n_jets, gen.pdg, gen.phi, level, max_jets)
     metrics: dict[str, Any] = {"level": level, "family": ckpt["settings"]["family"], "bayesian": model.bayesian,
-                               "truth_events": {m: int((tru.n_jets == m).sum()) for m in mult},
-                               "generated_events": {m: int((gen.n_jets == m).sum()) for m in mult}, "multiplicities": {}}
+                               "n_truth": {m: int((tru.n_jets == m).sum()) for m in mult},
+                               "n_generated": {m: int((gen.n_jets == m).sum()) for m in mult}, "multiplicities": {}}
     clf: dict[int, dict[str, Any]] = {}
     all_panels: dict[int, dict[str, dict[str, Any]]] = {}
     model.set_solver(summary.get("settings", {}).get("solver", "rk4"), summary.get("settings", {}).get("steps", 20))
@@ -359,7 +355,7 @@ def evaluate(generated: str | os.PathLike[str], truth: str | os.PathLike[str], c
     if sim.get("events_per_s_per_core"):
         sim_rate = float(sim["events_per_s_per_core"])
         metrics["speed"]["simulate_events_per_s_per_core"] = sim_rate
-        metrics["speed"]["generation_over_simulate_per_core"] = rate / sim_rate
+        metrics["speed"]["speedup_over_simulate_per_core"] = rate / sim_rate
     aucs = [e["classifier_auc"] for e in metrics["multiplicities"].values() if e["classifier_auc"] is not None]
     metrics["worst_auc"] = max(aucs) if aucs else None
     with staged_outputs(*(outputs[k] for k in keys)) as staged:

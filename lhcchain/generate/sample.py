@@ -36,6 +36,7 @@ import pyarrow.parquet as pq
 import torch
 import uproot
 
+from ..config import resolve_settings
 from ..device import select_device
 from ..errors import InputError
 from ..io import Progress, staged_outputs, write_json
@@ -51,11 +52,9 @@ MAX_TRIES = 200  # batches per (multiplicity, member) before giving up on a too-
 
 
 def resolve_sampling(settings: Mapping[str, Any]) -> dict[str, Any]:
-    """``SAMPLING_DEFAULTS`` with ``settings`` laid over; InputError on unknown keys."""
-    unknown = set(settings) - set(SAMPLING_DEFAULTS)
-    if unknown:
-        raise InputError(f"generate.sampling: unknown key(s) {sorted(unknown)}; valid: {sorted(SAMPLING_DEFAULTS)}")
-    out = {**SAMPLING_DEFAULTS, **settings}
+    """``SAMPLING_DEFAULTS`` with ``settings`` laid over (:func:`lhcchain.config.resolve_settings`);
+    InputError on unknown keys or bad values."""
+    out = resolve_settings(settings, SAMPLING_DEFAULTS, "generate.sampling")
     for key in ("batch_size", "bayes_samples", "steps"):
         if int(out[key]) < 1:
             raise InputError(f"generate.sampling: {key} must be >= 1, got {out[key]}")
@@ -208,9 +207,9 @@ def sample(checkpoint: str | os.PathLike[str], outputs: Mapping[str, str | os.Pa
         summary = {
             "family": ckpt["settings"]["family"], "bayesian": model.bayesian, "level": level,
             "members": int(settings["bayes_samples"]) if model.bayesian else 1,
-            "events": n_out, "events_per_multiplicity": written, "training_events": n_train,
+            "n_events": n_out, "n_events_per_multiplicity": written, "n_train": n_train,
             "acceptance": {m: written[m] / max(tried[m], 1) for m in counts},
-            "generation_s": gen_time, "events_per_s": n_out / max(gen_time, 1e-12),
+            "generation_time_s": gen_time, "events_per_s": n_out / max(gen_time, 1e-12),
             "events_per_s_per_thread": n_out / max(gen_time, 1e-12) / (torch.get_num_threads() if dev.type == "cpu" else 1),
             "threads": torch.get_num_threads(), "device": str(dev), "settings": settings, "seed": int(seed),
         }

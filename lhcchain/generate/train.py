@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .. import config
 from ..device import select_device
 from ..errors import InputError
 from ..training import Trainer
@@ -67,11 +68,9 @@ VAL_SEED = 20240601
 
 
 def resolve_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
-    """``DEFAULTS`` with ``settings`` laid over; InputError on unknown keys or bad values."""
-    unknown = set(settings) - set(DEFAULTS)
-    if unknown:
-        raise InputError(f"generate: unknown model/training key(s) {sorted(unknown)}; valid: {sorted(DEFAULTS)}")
-    out = {**DEFAULTS, **settings}
+    """``DEFAULTS`` with ``settings`` laid over (:func:`lhcchain.config.resolve_settings`); InputError on
+    unknown keys or bad values."""
+    out = config.resolve_settings(settings, DEFAULTS, "generate.models/training")
     if out["family"] not in FAMILIES:
         raise InputError(f"generate: family must be one of {', '.join(FAMILIES)}, got {out['family']!r}")
     for key in ("epochs", "batch_size", "hidden", "layers", "heads", "transforms", "bins", "components"):
@@ -162,7 +161,7 @@ def train(train_data: str | os.PathLike[str], val_data: str | os.PathLike[str], 
     minutes = trainer.finish()
     summary = {
         "family": settings["family"], "epochs_run": state["epoch"], "best_epoch": state["best_epoch"],
-        "best_val_loss": state["best_val"], "stop_reason": stop_reason, "train_minutes": minutes, "n_params": n_params,
+        "best_val_loss": state["best_val"], "stop_reason": stop_reason, "train_time_s": 60.0 * minutes, "n_params": n_params,
         "n_train": counts, "n_val": {m: int((va_ev.n_jets == m).sum()) for m in mult}, "device": str(dev),
         "resumed": trainer.resumed, "settings": settings,
     }

@@ -7,9 +7,12 @@ Modules:
   baselines, checkpoints (:func:`~.integrator.load_integrator`).
 * :mod:`.weights` -- cross-section, relative standard deviation, unweighting efficiency, ``w_max``.
 * :mod:`.events` -- unweighted events as LHE (pylhe) and parquet.
-* :mod:`.surrogate` -- surrogate-accelerated two-stage unweighting.
+* :mod:`.surrogate` -- the surrogate's matrix element and the stage-two ratio of two-stage unweighting.
+* :mod:`.unweighting` -- the unweighting loop (hit-or-miss, or two-stage with the surrogate) and the
+  chi^2 comparison of two unweighted samples.
 * :mod:`.reference` -- Pythia 8's cross-section of the same process.
-* :mod:`.run` -- the stage entry points :func:`~.run.integrate` and :func:`~.run.unweight`.
+* :mod:`.plots` -- weight, channel and unweighted-distribution figures.
+* :mod:`.run` -- the stage's driver, :func:`~.run.integrate` and :func:`~.run.unweight`.
 
 Units: GeV, cross-sections and weights in pb, times in s.
 """

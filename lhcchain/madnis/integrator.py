@@ -5,7 +5,8 @@ Jacobian x cuts in pb, one channel per phase-space mapping of the process, prior
 from its propagators. :class:`CheckedIntegrand` wraps it to count integrand calls and to stop on a
 NaN or negative weight with the process and channel named (points outside the cuts are zeros).
 
-Settings (``DEFAULTS`` fills what is missing):
+Settings (``madnis.training``; ``DEFAULTS`` fills what a library caller leaves out, through
+:func:`lhcchain.config.resolve_settings`):
 
 * ``flow``: ``layers``, ``units``, ``bins`` of MadNIS's rational-quadratic spline coupling flow
   (one flow per channel); ``channel_weights``: train MadNIS's channel-weight network on top of the
@@ -30,7 +31,6 @@ channel allocation and normalisation follow one convention (:mod:`.weights`).
 
 from __future__ import annotations
 
-import copy
 import logging
 import math
 import time
@@ -68,22 +68,6 @@ DEFAULTS: dict[str, Any] = {
 # of a narrow resonance (a 0.5 GeV Z' gives bins ~4e-5 wide), and the VEGAS-initialised flow then
 # yields NaN samples; so does float32. The integrator therefore runs in float64 with these limits.
 SPLINE_LIMITS = {"min_bin_width": 1e-6, "min_bin_height": 1e-6, "min_bin_derivative": 1e-6}
-
-
-def resolve_settings(settings: Mapping[str, Any] | None) -> dict[str, Any]:
-    """``DEFAULTS`` with ``settings`` laid over (nested dicts merged); unknown keys are an error."""
-    out = copy.deepcopy(DEFAULTS)
-    for key, value in (settings or {}).items():
-        if key not in out:
-            raise InputError(f"madnis training: unknown setting {key!r}; valid: {', '.join(DEFAULTS)}")
-        if isinstance(out[key], dict):
-            unknown = set(value) - set(out[key])
-            if unknown:
-                raise InputError(f"madnis training: unknown {key} setting(s) {sorted(unknown)}; valid: {sorted(out[key])}")
-            out[key].update(value)
-        else:
-            out[key] = value
-    return out
 
 
 class CheckedIntegrand:

@@ -11,7 +11,9 @@ that ``sigma = mean(w)`` for any allocation ``N_c`` of the calls to the channels
 * unweighting efficiency ``<w> / w_max`` over all calls (so it includes the cut efficiency), with
   ``w_max`` the median, over bootstrap replicas of the ``N`` weights, of the replica's maximum
   (arXiv:2001.10028, computed by ``madnis.integrator.unweighting_metrics``; ``overweight_rate`` is
-  the fraction of weights above it). This is the figure compared between methods.
+  the fraction of weights above it). This is the figure compared between methods. The bootstrap
+  draws from its own torch generator state seeded with ``seed``, so the figures of one sample do not
+  depend on what else the process drew before.
 * for writing events, ``w_max`` is instead chosen by truncation (it must not grow with ``N``): the
   smallest ``w_max`` with ``sum_i max(w_i - w_max, 0) <= epsilon sum_i w_i``, i.e. the overweights
   carry at most a fraction ``epsilon`` of the cross-section. The efficiency with that ``w_max``
@@ -57,21 +59,21 @@ def truncated_maximum(weights: np.ndarray, epsilon: float) -> float:
 class WeightSummary:
     """Figures of merit of one method's weights (module doc); cross-sections in pb."""
 
-    cross_section: float
-    error: float
+    cross_section_pb: float
+    error_pb: float
     rel_stddev: float
     unweighting_efficiency: float
     """``<w> / w_max``, ``w_max`` the bootstrap median maximum"""
     overweight_rate: float
     """fraction of weights above the bootstrap median maximum"""
-    w_max_truncated: float
+    w_max_truncated_pb: float
     """``w_max`` by cross-section truncation (used to write events)"""
     unweighting_efficiency_truncated: float
-    """accepted fraction of hit-or-miss unweighting with ``w_max_truncated``: ``<min(1, w / w_max)>``"""
+    """accepted fraction of hit-or-miss unweighting with ``w_max_truncated_pb``: ``<min(1, w / w_max)>``"""
     overweight_fraction: float
-    """fraction of the non-zero weights above ``w_max_truncated``"""
+    """fraction of the non-zero weights above ``w_max_truncated_pb``"""
     truncated_fraction: float
-    """fraction of the cross-section above ``w_max_truncated`` (at most ``epsilon``)"""
+    """fraction of the cross-section above ``w_max_truncated_pb`` (at most ``epsilon``)"""
     cut_efficiency: float
     n_calls: int
 
@@ -122,22 +124,25 @@ def stratified_estimate(weights: np.ndarray, channels: np.ndarray | None) -> tup
     return float(sigma), math.sqrt(var)
 
 
-def summarize(weights: np.ndarray, channels: np.ndarray | None, epsilon: float) -> WeightSummary:
-    """:class:`WeightSummary` of ``weights`` (one per call, pb) drawn in ``channels`` (module doc)."""
+def summarize(weights: np.ndarray, channels: np.ndarray | None, epsilon: float, seed: int) -> WeightSummary:
+    """:class:`WeightSummary` of ``weights`` (one per call, pb) drawn in ``channels``; ``seed`` seeds the
+    bootstrap of ``w_max`` (module doc)."""
     w = np.asarray(weights, dtype=np.float64)
     n = w.size
     sigma, error = stratified_estimate(w, channels)
     w_max = truncated_maximum(w, epsilon)
     tally = Overweights()
     tally.add(w, w_max)
-    bootstrap = unweighting_metrics(torch.from_numpy(w), replica_count=REPLICAS)
+    with torch.random.fork_rng(devices=[]):  # madnis draws the replicas from torch's global generator
+        torch.manual_seed(seed)
+        bootstrap = unweighting_metrics(torch.from_numpy(w), replica_count=REPLICAS)
     return WeightSummary(
-        cross_section=float(sigma),
-        error=error,
+        cross_section_pb=float(sigma),
+        error_pb=error,
         rel_stddev=error * math.sqrt(n) / abs(sigma) if sigma else math.inf,
         unweighting_efficiency=bootstrap.uweff_before_cuts,
         overweight_rate=bootstrap.over_weight_rate,
-        w_max_truncated=w_max,
+        w_max_truncated_pb=w_max,
         unweighting_efficiency_truncated=float(np.minimum(w / w_max, 1.0).mean()) if w_max > 0 else 0.0,
         overweight_fraction=tally.overweight_fraction,
         truncated_fraction=tally.truncated_fraction,

@@ -39,6 +39,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..config import check_renamed
 from ..device import select_device
 from ..errors import InputError
 from .drell_yan import drell_yan_me2_flavours
@@ -121,7 +122,7 @@ def _common(name: str, dtype: torch.dtype, device: str | torch.device) -> tuple[
 
 class DrellYan(Process):
     """``p p -> gamma*/Z/Z' -> mu- mu+`` at ``sqrt_s`` (GeV, default 13000) with ``m_ll`` in
-    ``[m_ll_min, m_ll_max]`` (GeV, default [60, 500]).
+    ``[mll_min, mll_max]`` (GeV, default [60, 500]).
 
     Subprocesses ``q qbar`` and ``qbar q`` for the five light flavours (final state ``(13, -13)``,
     momenta ``[parton 1, parton 2, mu-, mu+]``), ``|M|^2`` from
@@ -144,8 +145,8 @@ class DrellYan(Process):
         *,
         sqrt_s: float = 13000.0,
         pdf: str | os.PathLike[str] | GridPDF = DEFAULT_PDF,
-        m_ll_min: float = 60.0,
-        m_ll_max: float = 500.0,
+        mll_min: float = 60.0,
+        mll_max: float = 500.0,
         zprime: bool | ZPrimeParameters | None = True,
         lepton_pt_min: float | None = None,
         lepton_eta_max: float | None = None,
@@ -159,9 +160,9 @@ class DrellYan(Process):
         self.hadronic = True
         self.sqrt_s = float(sqrt_s)
         self.n_out = 2
-        if not 0 < m_ll_min < m_ll_max <= self.sqrt_s:
-            raise InputError(f"drell_yan needs 0 < m_ll_min < m_ll_max <= sqrt_s, got {m_ll_min}, {m_ll_max}, {sqrt_s}")
-        self.m_ll_min, self.m_ll_max = float(m_ll_min), float(m_ll_max)
+        if not 0 < mll_min < mll_max <= self.sqrt_s:
+            raise InputError(f"drell_yan needs 0 < mll_min < mll_max <= sqrt_s, got {mll_min}, {mll_max}, {sqrt_s}")
+        self.mll_min, self.mll_max = float(mll_min), float(mll_max)
         self.ew = ew or ElectroweakParameters()
         if zprime is True:
             zprime = ZPrimeParameters()
@@ -185,7 +186,7 @@ class DrellYan(Process):
         )
 
         e_beam = self.sqrt_s / 2
-        s_range = (self.m_ll_min**2, self.m_ll_max**2)
+        s_range = (self.mll_min**2, self.mll_max**2)
         ew_ = self.ew
 
         def s_hat(p: Tensor) -> Tensor:
@@ -231,7 +232,7 @@ class DrellYan(Process):
     def cuts(self, momenta: Tensor) -> Tensor:
         leptons = momenta[:, 2:4]
         m_ll = pair_mass(momenta[:, 2], momenta[:, 3])
-        ok = (m_ll >= self.m_ll_min) & (m_ll <= self.m_ll_max)
+        ok = (m_ll >= self.mll_min) & (m_ll <= self.mll_max)
         if self.lepton_pt_min is not None:
             ok = ok & (transverse_momentum(leptons) > self.lepton_pt_min).all(-1)
         if self.lepton_eta_max is not None:
@@ -589,11 +590,12 @@ def get_process(name: str, **options) -> Process:
     """The process ``name`` (one of :func:`process_names`) built with keyword ``options``
     (those of its class, e.g. ``dtype``, ``device``, ``sqrt_s``, ``pdf``, cuts).
 
-    Raises :class:`~lhcchain.errors.InputError` for an unknown name (listing the valid ones) or an
-    unknown option (listing the process's options).
+    Raises :class:`~lhcchain.errors.InputError` for an unknown name (listing the valid ones), a
+    renamed option (naming the new one) or an unknown option (listing the process's options).
     """
     if name not in PROCESSES:
         raise InputError(f"unknown process {name!r}; valid names: {', '.join(PROCESSES)}")
+    check_renamed(options, f"process {name!r}")
     factory = PROCESSES[name]
     allowed = _options(factory)
     unknown = sorted(set(options) - set(allowed))

@@ -188,7 +188,7 @@ def prepare(
 def _metrics(sample: str, levels: list[str], cutflow: CutFlow, hists: _Histograms, n_read: int, n_kept: int,
              n_split: dict[str, int], progress: Progress) -> dict[str, Any]:
     m: dict[str, Any] = {
-        "sample": sample, "events_read": n_read, "events_kept": n_kept, "splits": n_split,
+        "sample": sample, "n_read": n_read, "n_kept": n_kept, "n_split": n_split,
         "events_per_s": progress.rate, "wall_s": progress.elapsed,
         "selection_efficiency": {lv: float(cutflow.counts[lv][-1] / max(cutflow.counts[lv][0], 1)) for lv in levels},
     }
@@ -199,13 +199,13 @@ def _metrics(sample: str, levels: list[str], cutflow: CutFlow, hists: _Histogram
         if sumw2 > 0 and sumw**2 / sumw2 >= 50:  # effective number of entries, for weighted events
             try:
                 peaks[lv] = fit_peak(h.values(), h.axes[0].edges, h.variances(), gamma=Z_HALF_WIDTH)
-                peaks[lv]["shift_from_mZ"] = peaks[lv]["mean"] - Z_MASS
+                peaks[lv]["shift_from_mz_gev"] = peaks[lv]["mean"] - Z_MASS
             except RuntimeError as exc:  # fit did not converge: report, do not fail the stage
                 peaks[lv] = {"error": str(exc)}
     m["mll_peak"] = peaks
     r = hists.residual
     if r.values().sum() > 0:
-        m["reco_mll_resolution"] = {"core_width_GeV": core_width(r.values(), r.axes[0].edges), "events": float(r.values().sum())}
+        m["reco_mll_resolution"] = {"core_width_gev": core_width(r.values(), r.axes[0].edges), "n_events": float(r.values().sum())}
     return m
 
 

@@ -63,14 +63,14 @@ class GeneratorConfig:
     """What one chunk generates.
 
     ``process`` names a preset of :data:`PROCESSES`, or is ``"lhe"`` to shower ``lhe_file``
-    (its events ``skip`` .. ``skip + n_events``). ``ecm`` is sqrt(s) in GeV (ignored for LHE input,
+    (its events ``skip`` .. ``skip + n_events``). ``sqrt_s`` is the collider energy in GeV (ignored for LHE input,
     whose beams come from the file). ``settings`` are extra ``readString`` lines.
     """
 
     process: str
     n_events: int
     seed: int
-    ecm: float = 13000.0
+    sqrt_s: float = 13000.0
     settings: tuple[str, ...] = ()
     lhe_file: str | None = None
     skip: int = 0
@@ -85,7 +85,7 @@ def pythia_settings(cfg: GeneratorConfig) -> list[str]:
             raise InputError(f"LHE file {cfg.lhe_file} does not exist")
         base = ["Beams:frameType = 4", f"Beams:LHEF = {os.fspath(cfg.lhe_file)}", f"Beams:nSkipLHEFatInit = {cfg.skip}"]
     elif cfg.process in PROCESSES:
-        base = [f"Beams:eCM = {cfg.ecm}", *PROCESSES[cfg.process]]
+        base = [f"Beams:eCM = {cfg.sqrt_s}", *PROCESSES[cfg.process]]
     else:
         raise InputError(f"unknown process {cfg.process!r}; expected 'lhe' or one of {sorted(PROCESSES)}")
     return [*_QUIET, *base, "Random:setSeed = on", f"Random:seed = {cfg.seed}", *cfg.settings]
@@ -113,7 +113,7 @@ def generate(cfg: GeneratorConfig, batch_size: int = 500, max_failures: int = 20
       ``hard``: the hard-process record (``px, py, pz, E, pdgId``, ``status`` -1 incoming,
       2 intermediate, 1 outgoing, as in LHE);
       ``weight``: the event weight (``Info::weight``);
-    and ``attrs["sigma_gen_pb"]``, Pythia's running estimate of the generated cross-section in pb.
+    and ``attrs["cross_section_pb"]``, Pythia's running estimate of the generated cross-section in pb.
     For LHE input fewer events come back when the file ends.
     """
     pythia = _make_pythia(cfg)
@@ -169,7 +169,7 @@ def _batch(final: list[tuple], hard: list[tuple], n_part: list[int], n_hard: lis
         {"particles": ak.unflatten(particles, np.asarray(n_part)), "hard": ak.unflatten(hard_rec, np.asarray(n_hard)),
          "weight": np.asarray(weights, dtype=np.float64)},
         depth_limit=1,
-        attrs={"sigma_gen_pb": pythia.infoPython().sigmaGen() * MB_TO_PB},
+        attrs={"cross_section_pb": pythia.infoPython().sigmaGen() * MB_TO_PB},
     )
 
 

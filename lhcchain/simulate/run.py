@@ -21,6 +21,7 @@ import awkward as ak
 import numpy as np
 import uproot
 
+from ..config import check_renamed
 from ..io import derive_seed, staged_outputs, write_json
 from .detector import reconstruct
 from .objects import hard_process, particle_level
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 
 def chunk_config(sample: str, sample_cfg: Mapping[str, Any], chunk: int, seed: int) -> GeneratorConfig:
     """The generator configuration of chunk ``chunk`` of ``sample`` (seed derived from seed, sample, chunk)."""
+    check_renamed(sample_cfg, f"sample {sample!r}")
     counts = split_events(int(sample_cfg["n_events"]), int(sample_cfg["chunks"]))
     if not 0 <= chunk < len(counts):
         raise ValueError(f"sample {sample!r} has {len(counts)} chunks; chunk {chunk} does not exist")
@@ -38,7 +40,7 @@ def chunk_config(sample: str, sample_cfg: Mapping[str, Any], chunk: int, seed: i
         process=sample_cfg["process"],
         n_events=counts[chunk],
         seed=derive_seed(seed, sample, chunk),
-        ecm=float(sample_cfg.get("ecm", 13000.0)),
+        sqrt_s=float(sample_cfg.get("sqrt_s", GeneratorConfig.sqrt_s)),
         settings=tuple(sample_cfg.get("settings", ())),
         lhe_file=sample_cfg.get("lhe_file"),
         skip=chunk_offsets(counts)[chunk],
@@ -95,7 +97,7 @@ def simulate_chunk(
             t_gen = time.perf_counter()
             sigma_pb = float("nan")
             for batch in generate(cfg, batch_size=batch_size):
-                sigma_pb = float(batch.attrs["sigma_gen_pb"])
+                sigma_pb = float(batch.attrs["cross_section_pb"])
                 gen_time += time.perf_counter() - t_gen
                 record = event_record(batch, detector, jets, rng, chunk, n_done)
                 if n_done == 0:
@@ -108,7 +110,7 @@ def simulate_chunk(
         stats = {
             "sample": sample,
             "process": cfg.process,
-            "sigma_gen_pb": sigma_pb,
+            "cross_section_pb": sigma_pb,
             "chunk": chunk,
             "seed": cfg.seed,
             "n_events": n_done,

@@ -91,10 +91,10 @@ def summarize(sample: str, chunk_stats: Sequence[str | os.PathLike[str]], roots:
                      "configured_rms": expected, "ratio": measured / expected if n_matched[i] else float("nan")})
     metrics = {
         "sample": sample,
-        "events": n_events,
+        "n_events": n_events,
         "chunks": len(stats),
         "events_per_s_per_core": n_events / wall if wall > 0 else 0.0,
-        "cross_section_pb": float(np.mean([s["sigma_gen_pb"] for s in stats])),
+        "cross_section_pb": float(np.mean([s["cross_section_pb"] for s in stats])),
         "muon_pt_resolution": muon,
     }
     names = ("metrics", "muon_response", "jet_substructure", "met")

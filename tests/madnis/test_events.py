@@ -268,4 +268,4 @@ def test_pythia_showers_the_drell_yan_lhe(events, lhe_files):
         final = np.asarray(event["particles"].pdgId)
         assert (final == 13).sum() >= 1 and (final == -13).sum() >= 1
         assert len(final) > 4  # showered and hadronised (beam remnants, ISR)
-    assert batches[0].attrs["sigma_gen_pb"] > 0
+    assert batches[0].attrs["cross_section_pb"] > 0

@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from lhcchain.errors import InputError
-from lhcchain.madnis.integrator import (DEFAULTS, CheckedIntegrand, draw, flat_sampler, load_integrator,
-                                        resolve_settings, save_integrator, train_vegas)
+from lhcchain.config import resolve_settings
+from lhcchain.madnis.integrator import DEFAULTS, CheckedIntegrand, draw, flat_sampler, load_integrator, save_integrator, train_vegas
 from lhcchain.physics.processes import build_process
 
 from .conftest import eta, msq, phi, pt
@@ -21,10 +21,14 @@ from .conftest import eta, msq, phi, pt
 # ----------------------------------------------------------------------------- settings
 
 
+def resolve(settings):
+    return resolve_settings(settings, DEFAULTS, "madnis.training")
+
+
 def test_resolve_settings_fills_defaults_and_merges_nested():
-    assert resolve_settings(None) == DEFAULTS
-    assert resolve_settings({}) == DEFAULTS
-    s = resolve_settings({"steps": 7, "flow": {"layers": 5}, "vegas": {"iterations": 1}})
+    assert resolve(None) == DEFAULTS
+    assert resolve({}) == DEFAULTS
+    s = resolve({"steps": 7, "flow": {"layers": 5}, "vegas": {"iterations": 1}})
     assert s["steps"] == 7
     # nested dicts are merged: the keys not given keep their defaults
     assert s["flow"] == {**DEFAULTS["flow"], "layers": 5}
@@ -38,12 +42,14 @@ def test_resolve_settings_fills_defaults_and_merges_nested():
 
 
 def test_resolve_settings_rejects_unknown_keys():
-    with pytest.raises(InputError, match="stepz"):
-        resolve_settings({"stepz": 3})
-    with pytest.raises(InputError, match="depth"):
-        resolve_settings({"flow": {"depth": 3}})
-    with pytest.raises(InputError, match="bogus"):
-        resolve_settings({"vegas": {"bins": 10, "bogus": 1}})
+    with pytest.raises(InputError, match=r"madnis.training: unknown key\(s\) \['stepz'\]"):
+        resolve({"stepz": 3})
+    with pytest.raises(InputError, match=r"madnis.training.flow: unknown key\(s\) \['depth'\]"):
+        resolve({"flow": {"depth": 3}})
+    with pytest.raises(InputError, match="madnis.training.vegas: unknown.*bogus"):
+        resolve({"vegas": {"bins": 10, "bogus": 1}})
+    with pytest.raises(InputError, match="madnis.training.flow: expected a mapping"):
+        resolve({"flow": 3})
 
 
 # ----------------------------------------------------------------------------- checked integrand

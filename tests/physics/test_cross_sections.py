@@ -64,7 +64,7 @@ def report(record_property, label: str, ours: tuple[float, float], ref: tuple[fl
 def test_drell_yan_matches_pythia(record_property):
     """pp -> gamma*/Z -> mu mu, 60 < m_mumu < 120 GeV: Pythia's ffbar2gmZ with the same PDF file,
     muF^2 = s_hat and running alpha_em(s_hat) on both sides; agreement to 2% (in practice ~0.2%)."""
-    dy = get_process("drell_yan", zprime=False, m_ll_min=60.0, m_ll_max=120.0)
+    dy = get_process("drell_yan", zprime=False, mll_min=60.0, mll_max=120.0)
     ours = dy.cross_section(30_000, seed=1)
     ref = pythia_sigma(
         [
@@ -115,7 +115,7 @@ def test_every_drell_yan_channel_gives_the_same_cross_section(record_property):
     [150, 700] GeV so that every single channel has a finite, measurable variance: a 0.5 GeV Z'
     channel alone puts a fraction ~1e-3 of its points off its peak."""
     zprime = ZPrimeParameters.sm_like(scale=1.0, mass=400.0, width=30.0)
-    dy = get_process("drell_yan", zprime=zprime, m_ll_min=150.0, m_ll_max=700.0)
+    dy = get_process("drell_yan", zprime=zprime, mll_min=150.0, mll_max=700.0)
     multi = dy.cross_section(30_000, seed=3)
     for c, name in enumerate(dy.channel_names):
         single = dy.cross_section(30_000, channel=c, seed=4 + c)
@@ -131,7 +131,7 @@ def drell_yan_quadrature(dy, n_y: int = 40, n_s: int = 24) -> float:
 
     with momenta built here (partonic frame, boosted by y), independent of the phase-space mappings."""
     s_tot = dy.sqrt_s**2
-    lo, hi = dy.m_ll_min**2, dy.m_ll_max**2
+    lo, hi = dy.mll_min**2, dy.mll_max**2
     edges = {lo, hi}
     poles = [(EW.mz, EW.gamma_z)] + ([(dy.zprime.mass, dy.zprime.width)] if dy.zprime is not None else [])
     for mass, width in poles:
@@ -271,7 +271,7 @@ def test_madnis_integrates_drell_yan(record_property):
     """The MadNIS wrapper end to end: a short training and an integration of the SM Drell-Yan
     (60 < m_ll < 120 GeV, channels photon and Z with their priors) agree with the quadrature."""
     import madnis.integrator as madnis
-    dy = get_process("drell_yan", zprime=False, m_ll_min=60.0, m_ll_max=120.0)
+    dy = get_process("drell_yan", zprime=False, mll_min=60.0, mll_max=120.0)
     torch.manual_seed(0)
     integrator = madnis.Integrator(dy.madnis_integrand(), batch_size=512, dtype=torch.float64)
     integrator.train(20)

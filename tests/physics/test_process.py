@@ -55,14 +55,16 @@ def test_unknown_name_and_option_are_named():
         get_process("drell_yann")
     for name in NAMES:
         assert name in str(err.value)
-    with pytest.raises(InputError, match="m_ll_min"):
-        get_process("drell_yan", mll_min=50.0)
+    with pytest.raises(InputError, match="mll_min"):
+        get_process("drell_yan", mll_low=50.0)
+    with pytest.raises(InputError, match="m_ll_min.*renamed.*mll_min"):
+        get_process("drell_yan", m_ll_min=50.0)
     with pytest.raises(InputError, match="exchange"):
         get_process("wbf_higgs", exchange="photon")
     with pytest.raises(InputError, match="dtype"):
         get_process("gg_3g", dtype=torch.float16)
-    with pytest.raises(InputError, match="m_ll"):
-        get_process("drell_yan", m_ll_min=120.0, m_ll_max=60.0)
+    with pytest.raises(InputError, match="mll_min < mll_max"):
+        get_process("drell_yan", mll_min=120.0, mll_max=60.0)
 
 
 def test_subprocesses_and_symmetry_factors(processes):
@@ -216,7 +218,7 @@ def test_map_point_is_the_channel_mapping_split_at_the_boost(name, processes):
 
 
 def test_cuts_do_what_they_say():
-    dy = get_process("drell_yan", zprime=False, m_ll_min=70.0, m_ll_max=110.0, lepton_pt_min=25.0, lepton_eta_max=2.4)
+    dy = get_process("drell_yan", zprime=False, mll_min=70.0, mll_max=110.0, lepton_pt_min=25.0, lepton_eta_max=2.4)
     _, weight, p = dy.sample(4000, channel="Z", seed=6)
     kept = p[weight > 0]
     m = torch.sqrt(msq(kept[:, 2] + kept[:, 3]))
