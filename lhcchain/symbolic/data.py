@@ -145,7 +145,7 @@ def generate_events(process: Process, n_events: int, seed: int, batch_size: int 
         calls += len(w)
         if w_max is None:
             w_max = truncated_maximum(w, epsilon)
-        ok = torch.from_numpy(accept(w, w_max, rng))
+        ok = torch.from_numpy(accept(w, w_max, rng)).to(process.device)
         kept.append(torch.cat(moms)[ok])
         x1s.append(torch.cat(fx1)[ok])
         x2s.append(torch.cat(fx2)[ok])
