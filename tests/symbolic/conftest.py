@@ -20,9 +20,9 @@ def wbf():
 
 @pytest.fixture(scope="package")
 def wbf_events(wbf):
-    """3000 unweighted SM events and their score data (about 6 s)."""
+    """2000 unweighted SM events and their score data (about 5 s)."""
     with torch_threads(1):
-        events = generate_events(wbf, 3000, seed=11)
+        events = generate_events(wbf, 2000, seed=11)
         return events, score_data(wbf, events)
 
 
