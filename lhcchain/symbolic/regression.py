@@ -9,7 +9,8 @@ Engine: pyoperon (C++ genetic programming, :class:`pyoperon.sklearn.SymbolicRegr
 * one thread and a seed: the same settings give the same front on the same machine. A wall-clock
   limit (``max_minutes``) ends the search at a load-dependent point and breaks that.
 
-Each front member is parsed into sympy (operon's ``^ 2`` is ``square``), and simplified. A constant
+Each front member is parsed into sympy (operon's ``^ 2`` is ``square``) and simplified
+(:func:`parametrise`: common factors pulled out, one overall constant per product of sums). A constant
 added at the top level is dropped: the score is parity-odd (``E[t] = 0``), and a shift carries no
 information. Its remaining floating constants become free parameters ``c0, c1, ...`` and are refitted
 by least squares (:func:`scipy.optimize.curve_fit`) on the full data set, with the covariance scaled
@@ -22,6 +23,7 @@ recomputed in (complexity, refitted MSE): every kept formula is better than all 
 from __future__ import annotations
 
 import logging
+import math
 import time
 import warnings
 from collections.abc import Mapping, Sequence
@@ -85,25 +87,63 @@ def parse_formula(text: str, names: Sequence[str]) -> sympy.Expr:
     return sympy.parse_expr(text.replace("^", "**"), local_dict=local)
 
 
+def _factors(node: sympy.Expr) -> list[sympy.Expr]:
+    """Factors of a (possibly nested, unevaluated) product."""
+    if isinstance(node, sympy.Mul):
+        return [f for a in node.args for f in _factors(a)]
+    return [node]
+
+
+def _numeric_factor(term: sympy.Expr) -> float:
+    """The product of the numbers among the factors of ``term``."""
+    return math.prod(float(a) for a in _factors(term) if a.is_Number)
+
+
 def parametrise(expr: sympy.Expr) -> tuple[sympy.Expr, list[sympy.Symbol], list[float]]:
-    """Simplify ``expr``, drop a top-level additive constant and turn its float constants into
-    parameters ``c0, c1, ...``: returns (parametric expression, parameters, their values)."""
-    expr = sympy.simplify(expr) if sympy.count_ops(expr) < 80 else expr
+    """Simplify ``expr`` and turn its constants into parameters ``c0, c1, ...``: returns (parametric
+    expression, parameters, their values).
+
+    Simplification (bounded in time, unlike ``sympy.simplify``): sympy's ``factor_terms``; a
+    top-level additive constant is dropped; in every product the numbers and the numeric factor of
+    each sum's first symbolic term are merged into one constant (``2 (3 x + 1)`` -> ``c (x + d)``).
+    """
+    expr = sympy.factor_terms(expr)
+    coeff, rest = expr.as_coeff_Mul()
+    if isinstance(rest, sympy.Add):  # -(a + b + c): the sign over the sum, to find its constant
+        expr = sympy.Add(*[coeff * a for a in rest.args])
     if isinstance(expr, sympy.Add):
         expr = sympy.Add(*[a for a in expr.args if a.free_symbols])
     params: list[sympy.Symbol] = []
     values: list[float] = []
 
-    def replace(node: sympy.Basic) -> sympy.Basic:
+    def constant(value: float) -> sympy.Expr:
+        if abs(abs(value) - 1.0) < 1e-12:  # 1 up to the rounding of the normalisation
+            return sympy.Integer(1 if value > 0 else -1)
+        params.append(sympy.Symbol(f"c{len(params)}", real=True))
+        values.append(value)
+        return params[-1]
+
+    def replace(node: sympy.Expr) -> sympy.Expr:
         if isinstance(node, sympy.Float):
-            if float(node) in (1.0, -1.0):
-                return sympy.Integer(int(float(node)))
-            params.append(sympy.Symbol(f"c{len(params)}", real=True))
-            values.append(float(node))
-            return params[-1]
-        if node.is_Atom:
+            return constant(float(node))
+        if node.is_Atom:  # symbols, and integers such as exponents
             return node
-        return node.func(*[replace(a) for a in node.args])
+        if not isinstance(node, sympy.Mul):
+            return node.func(*[replace(a) for a in node.args])
+        coeff, exact, factors = 1.0, sympy.Integer(1), []
+        for f in _factors(node):
+            if f.is_Number:
+                coeff *= float(f)
+                exact = exact * f if exact is not None and not isinstance(f, sympy.Float) else None
+                continue
+            if isinstance(f, sympy.Add):
+                lead = next((_numeric_factor(t) for t in f.args if t.free_symbols), 1.0)
+                if lead != 0.0:
+                    coeff *= lead
+                    exact = None if lead != 1.0 else exact
+                    f = sympy.Add(*[t / lead for t in f.args])
+            factors.append(replace(f))
+        return sympy.Mul(exact if exact is not None else constant(coeff), *factors)
 
     return replace(expr), params, values
 
@@ -151,9 +191,10 @@ def run_engine(x: np.ndarray, y: np.ndarray, names: Sequence[str], settings: Map
     )
     regressor.fit(x, y)
     front = sorted(regressor.pareto_front_, key=lambda m: m["length"])
-    log.info("symbolic: pyoperon ran %d generations, %d residual evaluations; front of %d",
-             regressor.stats_["generations"], regressor.stats_["residual_evaluations"], len(front))
-    return [regressor.get_model_string(m["tree"], 12, list(names)) for m in front]
+    formulas = [regressor.get_model_string(m["tree"], 12, list(names)) for m in front]
+    log.info("symbolic: pyoperon ran %d generations, %d residual evaluations; front of %d:\n%s",
+             regressor.stats_["generations"], regressor.stats_["residual_evaluations"], len(front), "\n".join(formulas))
+    return formulas
 
 
 def pareto_front(entries: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
