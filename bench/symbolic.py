@@ -20,14 +20,19 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import yaml
 
-from lhcchain.config import process_spec
-from lhcchain.symbolic.run import evaluate, make_score_data, regress
+# bench/ holds a madnis.py: drop this folder from the path so that ``import madnis`` (inside
+# lhcchain.madnis, whose unweighting helpers the stage reuses) finds the library.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+from lhcchain.config import process_spec  # noqa: E402
+from lhcchain.symbolic.run import evaluate, make_score_data, regress  # noqa: E402
 
 CONFIG = Path(__file__).resolve().parents[1] / "config" / "config.yaml"
 
