@@ -42,15 +42,13 @@ def score_vs_observables(data: Mapping[str, np.ndarray], names: Sequence[str], p
     plt.close(fig)
 
 
-def pareto_front(front: Sequence[Mapping[str, Any]], path: str | os.PathLike[str], chosen: int | None = None) -> None:
-    """Normalised MSE against complexity of the front; ``chosen`` (an index) highlighted."""
+def pareto_front(front: Sequence[Mapping[str, Any]], path: str | os.PathLike[str]) -> None:
+    """Normalised MSE against complexity of the front (refitted constants)."""
     fig, ax = plt.subplots(figsize=(9, 6))
     c = [e["complexity"] for e in front]
     m = [e["mse_over_var"] for e in front]
     ax.step(c, m, where="post", color="grey")
     ax.plot(c, m, "o", color="C0", label="Pareto front (refitted)")
-    if chosen is not None:
-        ax.plot([c[chosen]], [m[chosen]], "*", ms=18, color="C3", label=f"chosen: {front[chosen]['formula'][:40]}")
     ax.set_yscale("log")
     ax.set_xlabel("complexity")
     save(fig, ax, path, "MSE / Var(t)")
