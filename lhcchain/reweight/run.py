@@ -1,0 +1,269 @@
+"""The ``reweight`` stage for one pair (source -> target) of prepared samples: ``train`` and ``evaluate``.
+
+Inputs are ``prepare``'s parquet splits (``splits``, default all three: cross-fitting gives every
+event an out-of-fold weight, so no split needs to be held out). Rows passing ``{level}_pass`` are the
+events; features are ``{level}_{feature}`` columns. Features of jets (``j<k>_*``) and of jet pairs
+(``mjj``, ``drjj``) are optional: NaN there means the object is absent, and the classifier gets an
+indicator column (:class:`.classifier.Standardiser`); NaN in any other feature stops the run. Events
+are keyed by ``split, file_index, entry, run, event``, as the input rows.
+
+``train`` cross-fits the classifier (:mod:`.classifier`), writes ``weights.parquet`` (the keys,
+generator ``weight``, ``w``, ``w_uncalibrated`` and ``fold`` of every source event), ``model.pt``
+(the k networks, standardisation, calibration, pair metadata), ``train.json`` (fold training,
+calibration report, the classifier's own out-of-fold AUC, weight summary (:mod:`.weights`), training and
+inference rates) and ``calibration.png`` (reliability curves and the weight distribution).
+``evaluate`` writes ``metrics.json`` (weight summary, chi2/ndf per feature before and after
+(:mod:`.closure`), and the closure AUC: a fresh :func:`.classifier.two_sample_auc` of the reweighted
+source against the target) and ``closure.png``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+
+from .. import plotting
+from ..device import select_device
+from ..errors import InputError
+from ..generate.evaluate import read_json
+from ..io import derive_seed, staged_outputs, write_json
+from ..prepare.selection import feature_unit
+from . import closure
+from .classifier import cross_fit, density_ratio, fold_auc, resolve_classifier, two_sample_auc
+from .weights import check_finite, summarise
+
+log = logging.getLogger("lhcchain.reweight")
+
+KEYS = ("split", "file_index", "entry", "run", "event")
+OPTIONAL = re.compile(r"^(j\d+_.+|mjj|drjj)$")
+TRAIN_OUTPUTS = ("model", "weights", "summary", "calibration_plot")
+EVALUATE_OUTPUTS = ("metrics", "closure_plot")
+plt = plotting.plt
+
+
+@dataclass
+class Sample:
+    """Events of one prepared sample at one level: features (n, F), generator weights and row keys."""
+
+    name: str
+    x: np.ndarray
+    weight: np.ndarray
+    keys: dict[str, np.ndarray]
+
+    def __len__(self) -> int:
+        return len(self.weight)
+
+
+def check_features(pair: str, features: Sequence[str], level: str, schemas: Mapping[str, Sequence[str]]) -> None:
+    """InputError when a feature column ``{level}_{feature}`` is missing from any file (``schemas``: file -> column names)."""
+    if not features:
+        raise InputError(f"reweight pair {pair!r}: no features configured")
+    missing = {f: [c for c in features if f"{level}_{c}" not in names] for f, names in schemas.items()}
+    missing = {f: m for f, m in missing.items() if m}
+    if missing:
+        common = [c for c in features if all(f"{level}_{c}" in names for names in schemas.values())]
+        detail = "; ".join(f"{f} lacks {m}" for f, m in missing.items())
+        raise InputError(f"reweight pair {pair!r}: features missing at level {level!r}: {detail}; "
+                         f"features every file has: {common or 'none (no overlap)'}")
+
+
+def load_sample(name: str, paths: Sequence[str | os.PathLike[str]], level: str, features: Sequence[str]) -> Sample:
+    """The events of sample ``name`` passing ``level`` in ``paths`` (module doc)."""
+    xs, ws, keys = [], [], {k: [] for k in KEYS}
+    cols = ["file_index", "entry", "run", "event", "weight", f"{level}_pass", *(f"{level}_{f}" for f in features)]
+    for path in paths:
+        try:
+            names = pq.read_schema(path).names
+        except (OSError, pa.ArrowInvalid) as exc:
+            raise InputError(f"{path}: not a readable parquet file: {exc}") from exc
+        lacking = [c for c in cols if c not in names]
+        if lacking:
+            raise InputError(f"{path}: sample {name!r} lacks columns {lacking} (a prepared sample with level {level!r} expected)")
+        t = pq.read_table(path, columns=cols)
+        ok = t.column(f"{level}_pass").to_numpy(zero_copy_only=False).astype(bool)
+        x = np.column_stack([t.column(f"{level}_{f}").to_numpy(zero_copy_only=False).astype(np.float64)[ok] for f in features]) \
+            if ok.any() else np.zeros((0, len(features)))
+        row = {k: t.column(k).to_numpy(zero_copy_only=False)[ok] for k in KEYS[1:]}
+        for j, f in enumerate(features):
+            bad = np.flatnonzero(np.isnan(x[:, j]))
+            if bad.size and not OPTIONAL.match(f):
+                i = int(bad[0])
+                raise InputError(f"{path}: column {level}_{f} is NaN in {bad.size} passing events (first: run {row['run'][i]}, "
+                                 f"event {row['event'][i]}, entry {row['entry'][i]}); only jet features may be absent")
+        w = t.column("weight").to_numpy(zero_copy_only=False).astype(np.float64)[ok]
+        if not np.isfinite(w).all():
+            i = int(np.flatnonzero(~np.isfinite(w))[0])
+            raise InputError(f"{path}: generator weight {w[i]} of run {row['run'][i]}, event {row['event'][i]}")
+        xs.append(x)
+        ws.append(w)
+        keys["split"].append(np.full(int(ok.sum()), Path(path).stem))
+        for k in KEYS[1:]:
+            keys[k].append(row[k])
+    sample = Sample(name, np.concatenate(xs), np.concatenate(ws), {k: np.concatenate(v) for k, v in keys.items()})
+    if len(sample) == 0:
+        raise InputError(f"sample {name!r}: no events pass level {level!r} in {[str(p) for p in paths]} (empty sample)")
+    return sample
+
+
+def load_pair(pair: str, source: Sequence[str | os.PathLike[str]], target: Sequence[str | os.PathLike[str]],
+              s: Mapping[str, Any]) -> tuple[Sample, Sample]:
+    """Source and target samples of ``pair`` with the checks of the module doc."""
+    level, features = s["level"], list(s["features"])
+    schemas = {}
+    for p in [*source, *target]:
+        try:
+            schemas[str(p)] = pq.read_schema(p).names
+        except (OSError, pa.ArrowInvalid) as exc:
+            raise InputError(f"{p}: not a readable parquet file: {exc}") from exc
+    check_features(pair, features, level, schemas)
+    return load_sample(s["source"], source, level, features), load_sample(s["target"], target, level, features)
+
+
+def train(pair: str, source: Sequence[str | os.PathLike[str]], target: Sequence[str | os.PathLike[str]],
+          outputs: Mapping[str, str | os.PathLike[str]], settings: Mapping[str, Any], *, device: str = "auto", threads: int = 1,
+          seed: int = 0) -> dict[str, Any]:
+    """Cross-fit the classifier of ``pair`` and write :data:`TRAIN_OUTPUTS` (module doc); returns the summary.
+
+    ``settings``: ``source``, ``target`` (sample names), ``level``, ``features``, ``clip`` and ``classifier``.
+    """
+    missing = [k for k in TRAIN_OUTPUTS if k not in outputs]
+    if missing:
+        raise ValueError(f"reweight train needs output paths for {missing}")
+    s = dict(settings)
+    clf = resolve_classifier(s["classifier"], f"reweight.pairs.{pair}.classifier")
+    dev = select_device(device, threads)
+    src, tgt = load_pair(pair, source, target, s)
+    log.info("reweight %s: %d source (%s) and %d target (%s) events, %d features at level %s", pair, len(src), src.name, len(tgt),
+             tgt.name, src.x.shape[1], s["level"])
+    fit = cross_fit(tgt.x, src.x, tgt.weight, src.weight, settings=clf, seed=seed, device=dev, label=pair)
+    norm = tgt.weight.sum() / src.weight.sum()
+    n_t = len(tgt)
+    w = density_ratio(fit.logit[n_t:]) * norm
+    check_finite(w, pair, src.keys)
+    y = np.r_[np.ones(n_t), np.zeros(len(src))]
+    auc, boots = fold_auc(fit, y, np.r_[tgt.weight, src.weight], int(clf["bootstrap"]), np.random.default_rng(seed))
+    t0 = time.perf_counter()
+    fit.predict_logit(src.x)
+    infer = time.perf_counter() - t0
+    epochs = sum(f["epochs"] for f in fit.report["folds"])
+    n_fit = (len(y) * (1 - 1 / int(clf["folds"]))) * (1 - float(clf["val_fraction"]))
+    weights = summarise(w, src.weight, tgt.weight, float(s["clip"]), src.keys)
+    summary: dict[str, Any] = {
+        "pair": pair, "source": src.name, "target": tgt.name, "level": s["level"], "features": list(s["features"]),
+        "n_source": len(src), "n_target": n_t, "normalisation_factor": norm,
+        "classifier": fit.report,
+        "auc_before": {"auc": auc, "auc_err_bootstrap": float(np.std(boots, ddof=1)) if len(boots) > 1 else None,
+                       "note": "the weight classifier's own out-of-fold AUC, one fold assignment"},
+        "weights": weights,
+        "train_events_per_s": n_fit * epochs / max(fit.report["train_seconds"], 1e-9),
+        "inference_events_per_s": len(src) / max(infer, 1e-9),
+        "device": str(dev), "threads": threads,
+    }
+    log.info("reweight %s: calibration %s, AUC before %.4f, ESS %.0f of %.0f, %d weights above clip %g, normalisation %.4f",
+             pair, fit.report["calibration"]["applied"], auc, weights["ess"], weights["ess_unweighted"], weights["n_beyond_clip"],
+             weights["clip"], weights["normalisation"])
+    table = pa.table({**src.keys, "weight": src.weight, "w": w, "w_uncalibrated": density_ratio(fit.logit_raw[n_t:]) * norm,
+                      "fold": fit.fold[n_t:]})
+    with staged_outputs(*(outputs[k] for k in TRAIN_OUTPUTS)) as staged:
+        tmp = dict(zip(TRAIN_OUTPUTS, staged))
+        torch.save({**fit.state(), "pair": pair, "source": src.name, "target": tgt.name, "level": s["level"],
+                    "features": list(s["features"]), "normalisation_factor": norm}, tmp["model"])
+        pq.write_table(table.replace_schema_metadata({"lhcchain": f"reweight pair={pair}; w = D/(1-D) * sum(g_target)/sum(g_source)"}),
+                       tmp["weights"], compression="zstd")
+        write_json(tmp["summary"], summary)
+        _calibration_figure(fit.report["calibration"], w, tmp["calibration_plot"], f"{pair}: {src.name} $\\to$ {tgt.name}")
+    return summary
+
+
+def _calibration_figure(report: Mapping[str, Any], w: np.ndarray, path: Path, title: str) -> None:
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(14, 6))
+    for key, lab, color in (("reliability_raw", "raw", "grey"), ("reliability_calibrated", f"calibrated ({report['applied']})", "tab:blue")):
+        r = report[key]
+        ax.errorbar(r["mean_d"], r["target_fraction"], yerr=r["error"], fmt="o", color=color, label=lab)
+    lo, hi = ax.get_xlim()
+    ax.plot([lo, hi], [lo, hi], color="black", lw=0.8)
+    ax.set_xlabel("mean D (out of fold)")
+    ax.set_ylabel("weighted target fraction")
+    ax.legend(fontsize=12)
+    bx.hist(np.log10(np.clip(w, 1e-3, 1e3)), bins=80, histtype="step", color="tab:blue")
+    bx.set_yscale("log")
+    bx.set_xlabel(r"$\log_{10} w$")
+    bx.set_ylabel("source events")
+    fig.suptitle(title, fontsize=16)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def evaluate(pair: str, source: Sequence[str | os.PathLike[str]], target: Sequence[str | os.PathLike[str]],
+             weights: str | os.PathLike[str], train_summary: str | os.PathLike[str], outputs: Mapping[str, str | os.PathLike[str]],
+             settings: Mapping[str, Any], *, device: str = "auto", threads: int = 1, seed: int = 0) -> dict[str, Any]:
+    """Closure of ``pair``'s weights (module doc): writes :data:`EVALUATE_OUTPUTS`; returns the metrics.
+
+    ``settings`` as for :func:`train`, plus ``closure: {bins}``; ``train_summary``: :func:`train`'s ``train.json``.
+    """
+    missing = [k for k in EVALUATE_OUTPUTS if k not in outputs]
+    if missing:
+        raise ValueError(f"reweight evaluate needs output paths for {missing}")
+    s = dict(settings)
+    clf = resolve_classifier(s["classifier"], f"reweight.pairs.{pair}.classifier")
+    dev = select_device(device, threads)
+    trained = read_json(train_summary)
+    src, tgt = load_pair(pair, source, target, s)
+    try:
+        wt = pq.read_table(weights)
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise InputError(f"{weights}: not a readable parquet file: {exc}") from exc
+    if wt.num_rows != len(src) or any(not np.array_equal(wt.column(k).to_numpy(zero_copy_only=False), src.keys[k]) for k in KEYS):
+        raise InputError(f"{weights}: rows do not match the source sample {src.name!r} ({wt.num_rows} rows, {len(src)} events); "
+                         "rerun the train step")
+    w = wt.column("w").to_numpy().astype(np.float64)
+    check_finite(w, pair, src.keys)
+    features = list(s["features"])
+    panels = [closure.compare(f, src.x[:, j], tgt.x[:, j], src.weight, tgt.weight, w, int(s["closure"]["bins"]))
+              for j, f in enumerate(features)]
+    chi2 = {p["name"]: {"before": p["source_chi2"] / p["source_ndf"], "after": p["reweighted_chi2"] / p["reweighted_ndf"],
+                        "ndf": p["reweighted_ndf"]} for p in panels}
+    t0 = time.perf_counter()
+    test = two_sample_auc(tgt.x, src.x, tgt.weight, src.weight * w, settings=clf, seed=derive_seed(seed, "closure"), device=dev,
+                          label=f"{pair} closure")
+    metrics: dict[str, Any] = {
+        "pair": pair, "source": src.name, "target": tgt.name, "level": s["level"], "n_source": len(src), "n_target": len(tgt),
+        "calibration": trained["classifier"]["calibration"]["applied"],
+        "auc_before": trained["auc_before"]["auc"],
+        "closure_auc": test["auc"], "closure_auc_err": test["auc_err"], "closure_auc_err_bootstrap": test["auc_err_bootstrap"],
+        "closure_auc_err_repeats": test["auc_err_repeats"], "closure_auc_repeats": test["auc_repeats"],
+        "closure_seconds": time.perf_counter() - t0,
+        "chi2_ndf": chi2,
+        "max_chi2_ndf_before": max(c["before"] for c in chi2.values()), "max_chi2_ndf_after": max(c["after"] for c in chi2.values()),
+        "weights": summarise(w, src.weight, tgt.weight, float(s["clip"]), src.keys),
+        "train_events_per_s": trained["train_events_per_s"], "inference_events_per_s": trained["inference_events_per_s"],
+    }
+    log.info("reweight %s: closure AUC %.4f +- %.4f (before %.4f); max chi2/ndf %.2f -> %.2f", pair, test["auc"], test["auc_err"],
+             metrics["auc_before"], metrics["max_chi2_ndf_before"], metrics["max_chi2_ndf_after"])
+    units = {f: feature_unit(f"{s['level']}_{f}") for f in features}
+    labels = {f: f"{f} [{u}]" if u else f for f, u in units.items()}
+    with staged_outputs(*(outputs[k] for k in EVALUATE_OUTPUTS)) as staged:
+        tmp = dict(zip(EVALUATE_OUTPUTS, staged))
+        write_json(tmp["metrics"], metrics)
+        closure.figure(panels, labels, tmp["closure_plot"],
+                       f"{pair}: {src.name} $\\to$ {tgt.name} ({s['level']} level), closure AUC {test['auc']:.3f} $\\pm$ {test['auc_err']:.3f}")
+    return metrics
+
+
+def output_paths(outdir: str | os.PathLike[str]) -> dict[str, Path]:
+    """The stage's outputs for one pair in ``outdir`` (as the Snakemake rules declare them)."""
+    d = Path(outdir)
+    return {"model": d / "model.pt", "weights": d / "weights.parquet", "summary": d / "train.json",
+            "calibration_plot": d / "calibration.png", "metrics": d / "metrics.json", "closure_plot": d / "closure.png"}
