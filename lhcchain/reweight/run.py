@@ -113,6 +113,9 @@ def load_sample(name: str, paths: Sequence[str | os.PathLike[str]], level: str, 
     sample = Sample(name, np.concatenate(xs), np.concatenate(ws), {k: np.concatenate(v) for k, v in keys.items()})
     if len(sample) == 0:
         raise InputError(f"sample {name!r}: no events pass level {level!r} in {[str(p) for p in paths]} (empty sample)")
+    if not sample.weight.sum() > 0:
+        raise InputError(f"sample {name!r}: the generator weights of the events passing level {level!r} sum to {sample.weight.sum()} "
+                         f"in {[str(p) for p in paths]} (need > 0)")
     return sample
 
 

@@ -120,6 +120,9 @@ def test_bad_input_stops_with_a_clear_error_and_nothing_partial(run, tmp_path: P
     pq.write_table(t.set_column(t.schema.get_field_index("weight"), "weight", pa.array(gw)), bad)
     with pytest.raises(InputError, match=rf"generator weight nan of run 1, event {first}"):
         train("p", [bad], tgt, outs, settings(), device="cpu")
+    pq.write_table(t.set_column(t.schema.get_field_index("weight"), "weight", pa.array(-np.ones(t.num_rows))), bad)
+    with pytest.raises(InputError, match=r"sample 'src': the generator weights .* sum to -\d+\.0 .*need > 0"):
+        train("p", [bad], tgt, outs, settings(), device="cpu")
     # weights that do not belong to the source rows
     with pytest.raises(InputError, match="rows do not match the source sample"):
         evaluate("p", src[:1], tgt, run["outs"]["weights"], run["outs"]["summary"], outs, settings(), device="cpu")
