@@ -9,6 +9,13 @@ the weighted binary cross-entropy averaged over the batch.
 Features. :class:`Standardiser` centres and scales every column (NaN-aware); a column with NaN
 (an absent object) adds a 0/1 indicator column (one per distinct NaN pattern) and its NaN become 0.
 
+Networks (``network``). ``mlp``: ``layers`` hidden layers of ``hidden`` SiLU units on all columns.
+``deepsets``: permutation-invariant over the objects named by the feature names (:func:`object_sets`:
+``j1_pt, j1_eta, j2_pt, j2_eta`` are two slots of the set ``j``, the slots sharing their standardisation);
+per set, a network phi (``layers`` layers of ``hidden`` units) maps each present object (NaN pattern of its
+first feature) to ``hidden`` numbers, summed over the objects; a network rho of the same size maps the
+sums and the other columns to the logit.
+
 Cross-fitting (:func:`cross_fit`). Events are split into ``folds`` class-stratified folds (each holds
 the same share of each class). The network of fold f trains on the other folds, of which a
 class-stratified share ``val_fraction`` is kept for early stopping, with :class:`lhcchain.training.Trainer`
@@ -39,7 +46,8 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,8 +68,10 @@ log = logging.getLogger("lhcchain.reweight")
 CLASSIFIER_DEFAULTS: dict[str, Any] = {
     "hidden": 128, "layers": 3, "epochs": 300, "batch_size": 128, "lr": 3e-3, "lr_min_factor": 1e-2, "warmup": 0.0,
     "weight_decay": 0.0, "patience": 30, "max_minutes": 10.0, "folds": 5, "val_fraction": 0.2,
-    "calibration": "auto", "repeats": 3, "bootstrap": 100,
+    "calibration": "auto", "repeats": 3, "bootstrap": 100, "network": "mlp",
 }
+NETWORKS = ("mlp", "deepsets")
+SLOT = re.compile(r"^([a-z]+)(\d+)_(.+)$")
 CALIBRATIONS = ("auto", "isotonic", "temperature", "none")
 CALIBRATION_BINS = 100  # quantile bins of the logit for the isotonic fit (fewer for small samples: >= 20 events each)
 RELIABILITY_BINS = 10
@@ -78,6 +88,8 @@ def resolve_classifier(settings: Mapping[str, Any], where: str = "classifier") -
         raise InputError(f"{where}: folds must be >= 2, got {out['folds']}")
     if out["calibration"] not in CALIBRATIONS:
         raise InputError(f"{where}: calibration must be one of {CALIBRATIONS}, got {out['calibration']!r}")
+    if out["network"] not in NETWORKS:
+        raise InputError(f"{where}: network must be one of {NETWORKS}, got {out['network']!r}")
     if int(out["repeats"]) < 1:
         raise InputError(f"{where}: repeats must be >= 1, got {out['repeats']}")
     return out
@@ -92,21 +104,30 @@ class Standardiser:
     mean: np.ndarray
     std: np.ndarray
     indicators: list[int]
+    flag_of: dict[int, int] = field(default_factory=dict)  # column with NaN -> position of its indicator in the output
 
     @classmethod
-    def fit(cls, x: np.ndarray) -> Standardiser:
+    def fit(cls, x: np.ndarray, sets: Sequence[Sequence[Sequence[int]]] = ()) -> Standardiser:
+        """Fit on ``x``; the columns at one feature position of every slot of a set (:func:`object_sets`) share
+        their mean and width."""
         x = np.asarray(x, dtype=np.float64)
         nan = np.isnan(x)
         mean = np.where(nan.all(0), 0.0, np.nanmean(np.where(nan.all(0), 0.0, x), 0))
         std = np.nanstd(np.where(nan.all(0), 0.0, x), 0)
-        seen: set[bytes] = set()
-        indicators = []
+        for slots in sets:
+            for cols in zip(*slots):
+                pooled = x[:, list(cols)]
+                if np.isfinite(pooled).any():
+                    mean[list(cols)], std[list(cols)] = np.nanmean(pooled), np.nanstd(pooled)
+        seen: dict[bytes, int] = {}
+        indicators, flag_of = [], {}
         for j in np.flatnonzero(nan.any(0)):
             key = np.packbits(nan[:, j]).tobytes()
             if key not in seen:
-                seen.add(key)
+                seen[key] = len(indicators)
                 indicators.append(int(j))
-        return cls(mean, np.where(std > 0, std, 1.0), indicators)
+            flag_of[int(j)] = x.shape[1] + seen[key]
+        return cls(mean, np.where(std > 0, std, 1.0), indicators, flag_of)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=np.float64)
@@ -119,11 +140,58 @@ class Standardiser:
         return len(self.mean) + len(self.indicators)
 
     def state(self) -> dict[str, Any]:
-        return {"mean": self.mean.tolist(), "std": self.std.tolist(), "indicators": list(self.indicators)}
+        return {"mean": self.mean.tolist(), "std": self.std.tolist(), "indicators": list(self.indicators),
+                "flag_of": [[k, v] for k, v in self.flag_of.items()]}
 
     @classmethod
     def from_state(cls, state: Mapping[str, Any]) -> Standardiser:
-        return cls(np.asarray(state["mean"]), np.asarray(state["std"]), list(state["indicators"]))
+        return cls(np.asarray(state["mean"]), np.asarray(state["std"]), list(state["indicators"]), {k: v for k, v in state["flag_of"]})
+
+
+def object_sets(names: Sequence[str]) -> list[list[list[int]]]:
+    """Sets of object slots among feature ``names``: per object type (``j`` in ``j1_pt``) with the same
+    features in every slot, the column indices of each slot in one feature order."""
+    slots: dict[str, dict[int, dict[str, int]]] = {}
+    for i, name in enumerate(names):
+        m = SLOT.match(name)
+        if m:
+            slots.setdefault(m.group(1), {}).setdefault(int(m.group(2)), {})[m.group(3)] = i
+    out = []
+    for kind in sorted(slots):
+        per = [slots[kind][k] for k in sorted(slots[kind])]
+        feats = list(per[0])
+        if all(sorted(p) == sorted(feats) for p in per):
+            out.append([[p[f] for f in feats] for p in per])
+    return out
+
+
+class DeepSets(nn.Module):
+    """Permutation-invariant classifier over object slots (module doc); input: the standardiser's output."""
+
+    def __init__(self, width: int, sets: Sequence[Sequence[Sequence[int]]], flag_of: Mapping[int, int], hidden: int, layers: int) -> None:
+        super().__init__()
+        in_sets = {c for slots in sets for slot in slots for c in slot}
+        self.register_buffer("glob", torch.tensor([c for c in range(width) if c not in in_sets], dtype=torch.long))
+        for i, slots in enumerate(sets):
+            self.register_buffer(f"slots{i}", torch.tensor(slots, dtype=torch.long))
+            self.register_buffer(f"flags{i}", torch.tensor([flag_of.get(slot[0], -1) for slot in slots], dtype=torch.long))
+        self.phi = nn.ModuleList(mlp(len(slots[0]), hidden, layers - 1, hidden) for slots in sets)
+        self.rho = mlp(len(self.glob) + hidden * len(sets), hidden, layers, 1)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        parts = [z[:, self.glob]]
+        for i, phi in enumerate(self.phi):
+            slots, flags = getattr(self, f"slots{i}"), getattr(self, f"flags{i}")
+            present = torch.where(flags >= 0, 1.0 - z[:, flags.clamp(min=0)], torch.ones_like(z[:, :1]))
+            parts.append((phi(z[:, slots]) * present.unsqueeze(-1)).sum(1))
+        return self.rho(torch.cat(parts, 1))
+
+
+def make_network(s: Mapping[str, Any], scaler: Standardiser, sets: Sequence[Sequence[Sequence[int]]]) -> nn.Module:
+    """The classifier network of settings ``s`` (module doc) on the output of ``scaler``."""
+    if s["network"] == "deepsets":
+        return DeepSets(scaler.width, sets, scaler.flag_of, int(s["hidden"]), int(s["layers"]))
+    return mlp(scaler.width, int(s["hidden"]), int(s["layers"]), 1)
 
 
 # ------------------------------------------------------------------------------------------ loss and AUC
@@ -283,6 +351,7 @@ class CrossFit:
     calibration: Calibration
     report: dict[str, Any]
     settings: dict[str, Any]
+    sets: list[list[list[int]]] = field(default_factory=list)
 
     @torch.no_grad()
     def predict_logit(self, x: np.ndarray, calibrated: bool = True) -> np.ndarray:
@@ -301,7 +370,8 @@ class CrossFit:
     def state(self) -> dict[str, Any]:
         """Everything :func:`load_crossfit` needs (torch-saveable)."""
         return {"format": "lhcchain.reweight.classifier/1", "settings": self.settings, "scaler": self.scaler.state(),
-                "models": [m.state_dict() for m in self.models], "calibration": self.calibration.state(), "report": self.report}
+                "models": [m.state_dict() for m in self.models], "calibration": self.calibration.state(), "report": self.report,
+                "sets": self.sets}
 
 
 def load_crossfit(path: str | os.PathLike[str], device: torch.device | None = None) -> CrossFit:
@@ -316,21 +386,21 @@ def load_crossfit(path: str | os.PathLike[str], device: torch.device | None = No
     s = state["settings"]
     models = []
     for sd in state["models"]:
-        net = mlp(scaler.width, int(s["hidden"]), int(s["layers"]), 1).to(device or "cpu")
+        net = make_network(s, scaler, state["sets"]).to(device or "cpu")
         net.load_state_dict(sd)
         models.append(net)
     empty = np.zeros(0)
-    return CrossFit(scaler, models, empty, empty, empty, Calibration.from_state(state["calibration"]), state["report"], s)
+    return CrossFit(scaler, models, empty, empty, empty, Calibration.from_state(state["calibration"]), state["report"], s, state["sets"])
 
 
 def _fit_fold(z: torch.Tensor, y: torch.Tensor, w: torch.Tensor, train: np.ndarray, val: np.ndarray, s: Mapping[str, Any],
-              seed: int, name: str) -> tuple[nn.Module, dict[str, Any]]:
+              seed: int, name: str, scaler: Standardiser, sets: list[list[list[int]]]) -> tuple[nn.Module, dict[str, Any]]:
     torch.manual_seed(seed)
-    net = mlp(z.shape[1], int(s["hidden"]), int(s["layers"]), 1).to(z.device)
+    net = make_network(s, scaler, sets).to(z.device)
     opt = torch.optim.AdamW(net.parameters(), lr=float(s["lr"]), weight_decay=float(s["weight_decay"]))
     # held in memory: no checkpoint is written (save_every = inf, no finish())
     trainer = Trainer(name, net, opt, s, {}, os.devnull, (), seed, log, save_every=math.inf)
-    tr, va = (torch.as_tensor(i, device=z.device) for i in (train, val))
+    va = torch.as_tensor(val, device=z.device)
     lossf = nn.BCEWithLogitsLoss(reduction="none")
 
     def batch_loss(idx: torch.Tensor) -> torch.Tensor:
@@ -363,19 +433,30 @@ def _inputs(x1: np.ndarray, x0: np.ndarray, w1: np.ndarray | None, w0: np.ndarra
     return x, y, w
 
 
+def _sets(s: Mapping[str, Any], names: Sequence[str] | None) -> list[list[list[int]]]:
+    if s["network"] != "deepsets":
+        return []
+    sets = object_sets(names or [])
+    if not sets:
+        raise InputError(f"classifier: network 'deepsets' finds no objects (names like j1_pt, j2_pt) among the features {list(names or [])}")
+    return sets
+
+
 def cross_fit(x1: np.ndarray, x0: np.ndarray, w1: np.ndarray | None = None, w0: np.ndarray | None = None, *,
               settings: Mapping[str, Any], seed: int = 0, device: torch.device | None = None, calibrate_: bool = True,
-              scaler: Standardiser | None = None, label: str = "classifier") -> CrossFit:
+              scaler: Standardiser | None = None, names: Sequence[str] | None = None, label: str = "classifier") -> CrossFit:
     """Cross-fit the classifier of target ``x1`` (weights ``w1``) against source ``x0`` (``w0``) (module doc).
 
     Rows of the out-of-fold arrays are the target events, then the source events. ``scaler``: a fitted
-    :class:`Standardiser` (default: fitted on both samples).
+    :class:`Standardiser` (default: fitted on both samples). ``names``: the feature names, which
+    ``network: deepsets`` needs to find the objects.
     """
     s = resolve_classifier(settings)
     dev = device or torch.device("cpu")
     x, y, w = _inputs(x1, x0, w1, w0)
     wb = balanced_weights(y, w)
-    scaler = scaler or Standardiser.fit(x)
+    sets = _sets(s, names)
+    scaler = scaler or Standardiser.fit(x, sets)
     rng = np.random.default_rng(seed)
     k = int(s["folds"])
     fold = stratified_folds(y, k, rng)
@@ -388,7 +469,7 @@ def cross_fit(x1: np.ndarray, x0: np.ndarray, w1: np.ndarray | None = None, w0: 
         rest = np.flatnonzero(fold != f)
         inner = stratified_folds(y[rest], max(2, round(1 / float(s["val_fraction"]))), rng)
         val, train = rest[inner == 0], rest[inner != 0]
-        net, fit_info = _fit_fold(zt, yt, wt, train, val, s, derive_seed(seed, "fold", f), f"{label} fold {f + 1}/{k}")
+        net, fit_info = _fit_fold(zt, yt, wt, train, val, s, derive_seed(seed, "fold", f), f"{label} fold {f + 1}/{k}", scaler, sets)
         test = np.flatnonzero(fold == f)
         with torch.no_grad():
             logit[test] = torch.cat([net(zt[torch.as_tensor(test[i:i + PREDICT_BATCH], device=dev)]).squeeze(1)
@@ -402,7 +483,7 @@ def cross_fit(x1: np.ndarray, x0: np.ndarray, w1: np.ndarray | None = None, w0: 
     else:
         cal_logit, cal, cal_report = logit, Calibration(), {"applied": "none"}
     report["calibration"] = cal_report
-    return CrossFit(scaler, models, fold, logit, cal_logit, cal, report, s)
+    return CrossFit(scaler, models, fold, logit, cal_logit, cal, report, s, sets)
 
 
 def density_ratio(logit: np.ndarray) -> np.ndarray:
@@ -428,7 +509,7 @@ def fold_auc(fit: CrossFit, y: np.ndarray, w: np.ndarray, bootstrap: int, rng: n
 
 def two_sample_auc(x1: np.ndarray, x0: np.ndarray, w1: np.ndarray | None = None, w0: np.ndarray | None = None, *,
                    settings: Mapping[str, Any], seed: int = 0, device: torch.device | None = None,
-                   label: str = "two-sample test") -> dict[str, Any]:
+                   names: Sequence[str] | None = None, label: str = "two-sample test") -> dict[str, Any]:
     """Honest two-sample AUC of target ``x1`` against source ``x0`` with its error (module doc).
 
     Returns ``auc``, ``auc_err`` (with its parts ``auc_err_bootstrap``, ``auc_err_repeats``), the
@@ -437,11 +518,11 @@ def two_sample_auc(x1: np.ndarray, x0: np.ndarray, w1: np.ndarray | None = None,
     """
     s = resolve_classifier(settings)
     x, y, w = _inputs(x1, x0, w1, w0)
-    scaler = Standardiser.fit(x)
+    scaler = Standardiser.fit(x, _sets(s, names))
     rng = np.random.default_rng(seed)
     aucs, boot_var, d = [], [], np.zeros(len(y))
     for r in range(int(s["repeats"])):
-        fit = cross_fit(x1, x0, w1, w0, settings=s, seed=derive_seed(seed, "repeat", r), device=device, scaler=scaler,
+        fit = cross_fit(x1, x0, w1, w0, settings=s, seed=derive_seed(seed, "repeat", r), device=device, scaler=scaler, names=names,
                         label=f"{label} repeat {r + 1}")
         auc, boots = fold_auc(fit, y, w, int(s["bootstrap"]), rng)
         aucs.append(auc)

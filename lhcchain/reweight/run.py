@@ -149,7 +149,7 @@ def train(pair: str, source: Sequence[str | os.PathLike[str]], target: Sequence[
     src, tgt = load_pair(pair, source, target, s)
     log.info("reweight %s: %d source (%s) and %d target (%s) events, %d features at level %s", pair, len(src), src.name, len(tgt),
              tgt.name, src.x.shape[1], s["level"])
-    fit = cross_fit(tgt.x, src.x, tgt.weight, src.weight, settings=clf, seed=seed, device=dev, label=pair)
+    fit = cross_fit(tgt.x, src.x, tgt.weight, src.weight, settings=clf, seed=seed, device=dev, names=list(s["features"]), label=pair)
     norm = tgt.weight.sum() / src.weight.sum()
     n_t = len(tgt)
     w = density_ratio(fit.logit[n_t:]) * norm
@@ -240,7 +240,7 @@ def evaluate(pair: str, source: Sequence[str | os.PathLike[str]], target: Sequen
                         "ndf": p["reweighted_ndf"]} for p in panels}
     t0 = time.perf_counter()
     test = two_sample_auc(tgt.x, src.x, tgt.weight, src.weight * w, settings=clf, seed=derive_seed(seed, "closure"), device=dev,
-                          label=f"{pair} closure")
+                          names=features, label=f"{pair} closure")
     metrics: dict[str, Any] = {
         "pair": pair, "source": src.name, "target": tgt.name, "level": s["level"], "n_source": len(src), "n_target": len(tgt),
         "calibration": trained["classifier"]["calibration"]["applied"],

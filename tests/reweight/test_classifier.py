@@ -15,6 +15,7 @@ from lhcchain.reweight.classifier import (
     cross_fit,
     density_ratio,
     load_crossfit,
+    object_sets,
     resolve_classifier,
     roc_auc,
     stratified_folds,
@@ -124,6 +125,33 @@ def test_standardiser_adds_one_indicator_per_nan_pattern():
     z = s(x)
     assert s.indicators == [1, 3] and z.shape == (3, 6) and np.isfinite(z).all()
     assert z[:, 4].tolist() == [1.0, 0.0, 1.0]
+
+
+def jets(n: int, scale: float, rng: np.random.Generator) -> np.ndarray:
+    """A global N(0, 1) feature and 1-3 jets with p_T = 20 GeV + Exp(scale), eta ~ N(0, 1.5); NaN for absent jets."""
+    present = np.arange(3)[None, :] < rng.integers(1, 4, n)[:, None]
+    pt = np.where(present, 20 + rng.exponential(scale, (n, 3)), np.nan)
+    eta = np.where(present, rng.normal(0, 1.5, (n, 3)), np.nan)
+    return np.column_stack([rng.normal(size=n), pt[:, 0], eta[:, 0], pt[:, 1], eta[:, 1], pt[:, 2], eta[:, 2]])
+
+
+def test_deepsets_is_permutation_invariant_and_learns_the_ratio(tmp_path):
+    names = ["g", "j1_pt", "j1_eta", "j2_pt", "j2_eta", "j3_pt", "j3_eta"]
+    assert object_sets(names) == [[[1, 2], [3, 4], [5, 6]]]
+    rng = np.random.default_rng(11)
+    src, tgt = jets(6000, 25.0, rng), jets(6000, 30.0, rng)
+    fit = cross_fit(tgt, src, settings={**FAST, "network": "deepsets", "folds": 3}, names=names, seed=12)
+    two = src[np.isfinite(src[:, 3])][:300]
+    assert np.allclose(fit.predict_logit(two), fit.predict_logit(two[:, [0, 3, 4, 1, 2, 5, 6]]), atol=1e-5)
+    pt = np.nan_to_num(src[:, [1, 3, 5]] - 20, nan=0.0)
+    log_exact = np.sum(np.where(np.isfinite(src[:, [1, 3, 5]]), np.log(25 / 30) + pt / 25 - pt / 30, 0.0), axis=1)
+    bulk = np.nanmax(src[:, [1, 3, 5]], axis=1) < 80
+    assert np.median(np.abs(fit.logit[6000:][bulk] - log_exact[bulk])) < 0.1
+    import torch
+    torch.save(fit.state(), tmp_path / "ds.pt")
+    assert np.allclose(load_crossfit(tmp_path / "ds.pt").predict_logit(two), fit.predict_logit(two))
+    with pytest.raises(InputError, match="finds no objects"):
+        cross_fit(tgt, src, settings={**FAST, "network": "deepsets"}, names=["a", "b", "c", "d", "e", "f", "g"])
 
 
 def test_bad_settings_and_weights_are_input_errors():
