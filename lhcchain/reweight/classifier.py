@@ -299,6 +299,8 @@ def reliability(z: np.ndarray, y: np.ndarray, w: np.ndarray, bins: int = RELIABI
     """Per quantile bin of D: mean D, weighted target fraction and its (binomial, weighted) error."""
     d = expit(z)
     edges = np.unique(np.quantile(d, np.linspace(0, 1, bins + 1)))
+    if len(edges) < 2:  # a constant D (e.g. a flat isotonic map): one bin
+        edges = np.repeat(edges, 2)
     b = np.clip(np.searchsorted(edges, d, side="right") - 1, 0, len(edges) - 2)
     n = len(edges) - 1
     sw, sw2 = np.bincount(b, w, n), np.bincount(b, w * w, n)

@@ -117,6 +117,8 @@ def test_calibration_applies_only_when_the_heldout_loss_improves():
     assert report["applied"] == "none"
     same, _, report = calibrate(true, y, w, "auto", seed=1)
     assert report["heldout_loss"][report["applied"]] <= report["heldout_loss"]["none"]
+    flat, _, report = calibrate(np.zeros(400), y[:400], w[:400], "auto", seed=1)  # no information: a constant D
+    assert len(report["reliability_calibrated"]["mean_d"]) >= 1 and np.isfinite(flat).all()
 
 
 def test_standardiser_adds_one_indicator_per_nan_pattern():
