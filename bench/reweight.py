@@ -80,7 +80,7 @@ def main() -> None:
                          "(or use --synthetic N)")
         outs = output_paths(out / "out")
         summary = train(name, source, target, outs, settings, device=args.device, threads=args.threads, seed=1)
-        m = evaluate(name, source, target, outs["weights"], outs["summary"], outs, settings, device=args.device,
+        m = evaluate(name, source, target, outs["weights"], outs["summary"], outs["model"], outs, settings, device=args.device,
                      threads=args.threads, seed=2)
         exact = None
         if args.synthetic:

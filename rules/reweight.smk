@@ -41,6 +41,7 @@ rule reweight_evaluate:
         target=lambda w: reweight_inputs(config, w.name, "target"),
         weights="results/reweight/{name}/weights.parquet",
         summary="results/reweight/{name}/train.json",
+        model="results/reweight/{name}/model.pt",
     output:
         metrics="results/reweight/{name}/metrics.json",
         closure_plot=report("results/reweight/{name}/closure.png", category="reweight", subcategory="{name}"),

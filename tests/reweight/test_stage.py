@@ -55,7 +55,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     src, tgt = write_sample(base / "src", 0.0, 0.6, 1), write_sample(base / "tgt", 0.3, 0.7, 2)
     outs = output_paths(base / "out")
     summary = train("src_to_tgt", src, tgt, outs, settings(), device="cpu", seed=3)
-    metrics = evaluate("src_to_tgt", src, tgt, outs["weights"], outs["summary"], outs, settings(), device="cpu", seed=4)
+    metrics = evaluate("src_to_tgt", src, tgt, outs["weights"], outs["summary"], outs["model"], outs, settings(), device="cpu", seed=4)
     return {"base": base, "src": src, "tgt": tgt, "outs": outs, "summary": summary, "metrics": metrics}
 
 
@@ -125,7 +125,7 @@ def test_bad_input_stops_with_a_clear_error_and_nothing_partial(run, tmp_path: P
         train("p", [bad], tgt, outs, settings(), device="cpu")
     # weights that do not belong to the source rows
     with pytest.raises(InputError, match="rows do not match the source sample"):
-        evaluate("p", src[:1], tgt, run["outs"]["weights"], run["outs"]["summary"], outs, settings(), device="cpu")
+        evaluate("p", src[:1], tgt, run["outs"]["weights"], run["outs"]["summary"], run["outs"]["model"], outs, settings(), device="cpu")
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
