@@ -108,15 +108,23 @@ def madnis_surrogate(config: Mapping[str, Any], process: str) -> list[str]:
     return [f"results/amplitudes/{process}/model.pt"] if process in config["amplitudes"]["processes"] else []
 
 
+GENERATED = "generate:"  # prefix of a reweight sample that is a generator's events (generate:<model>)
+
+
 def _reweight_pair(config: Mapping[str, Any], name: str) -> Mapping[str, Any]:
     pairs = config["reweight"]["pairs"]
     if name not in pairs:
         raise InputError(f"config: no reweight pair {name!r} under 'reweight.pairs'; defined: {sorted(pairs)}")
     pair = pairs[name]
     for role in ("source", "target"):
-        if pair[role] not in config["samples"] and pair[role] not in config["datasets"]:
-            raise InputError(f"config: reweight.pairs.{name}: {role} {pair[role]!r} is neither a sample nor a dataset; "
-                             f"prepared: {sorted([*config['samples'], *config['datasets']])}")
+        sample = pair[role]
+        if sample.startswith(GENERATED):
+            if sample[len(GENERATED):] not in config["generate"]["models"]:
+                raise InputError(f"config: reweight.pairs.{name}: {role} {sample!r} names no model under 'generate.models'; "
+                                 f"defined: {sorted(config['generate']['models'])}")
+        elif sample not in config["samples"] and sample not in config["datasets"]:
+            raise InputError(f"config: reweight.pairs.{name}: {role} {sample!r} is neither a sample nor a dataset nor "
+                             f"'{GENERATED}<model>'; prepared: {sorted([*config['samples'], *config['datasets']])}")
     return pair
 
 
@@ -132,6 +140,10 @@ def reweight_settings(config: Mapping[str, Any], name: str) -> dict[str, Any]:
 
 
 def reweight_inputs(config: Mapping[str, Any], name: str, role: str) -> list[str]:
-    """Prepared parquet splits (``reweight.splits``) of the ``role`` (source or target) sample of pair ``name``."""
-    sample = _reweight_pair(config, name)[role]
-    return [f"results/data/{sample}/{split}.parquet" for split in config["reweight"]["splits"]]
+    """Event files of the ``role`` (source or target) sample of pair ``name``: the prepared splits
+    (``splits`` of the pair, else of ``reweight``), or a generator's ``events.parquet`` (``generate:<model>``)."""
+    pair = _reweight_pair(config, name)
+    sample = pair[role]
+    if sample.startswith(GENERATED):
+        return [f"results/generate/{sample[len(GENERATED):]}/events.parquet"]
+    return [f"results/data/{sample}/{split}.parquet" for split in pair.get("splits", config["reweight"]["splits"])]

@@ -2,7 +2,9 @@
 
 Inputs are ``prepare``'s parquet splits (``splits``, default all three: cross-fitting gives every
 event an out-of-fold weight, so no split needs to be held out). Rows passing ``{level}_pass`` are the
-events; features are ``{level}_{feature}`` columns. Features of jets (``j<k>_*``) and of jet pairs
+events (optionally only those with ``n_jets`` jets, e.g. a generator's multiplicities); features are
+``{level}_{feature}`` columns. A source or target may be a generator's ``events.parquet``, which has
+``prepare``'s columns. Features of jets (``j<k>_*``) and of jet pairs
 (``mjj``, ``drjj``) are optional: NaN there means the object is absent, and the classifier gets an
 indicator column (:class:`.classifier.Standardiser`); NaN in any other feature stops the run. Events
 are keyed by ``split, file_index, entry, run, event``, as the input rows.
@@ -86,10 +88,12 @@ def check_features(pair: str, features: Sequence[str], level: str, schemas: Mapp
                          f"features every file has: {common or 'none (no overlap)'}")
 
 
-def load_sample(name: str, paths: Sequence[str | os.PathLike[str]], level: str, features: Sequence[str]) -> Sample:
-    """The events of sample ``name`` passing ``level`` in ``paths`` (module doc)."""
+def load_sample(name: str, paths: Sequence[str | os.PathLike[str]], level: str, features: Sequence[str],
+                n_jets: Sequence[int] | None = None) -> Sample:
+    """The events of sample ``name`` passing ``level`` (and with ``n_jets`` jets, if given) in ``paths`` (module doc)."""
     xs, ws, keys = [], [], {k: [] for k in KEYS}
-    cols = ["file_index", "entry", "run", "event", "weight", f"{level}_pass", *(f"{level}_{f}" for f in features)]
+    cols = ["file_index", "entry", "run", "event", "weight", f"{level}_pass", f"{level}_n_jets", *(f"{level}_{f}" for f in features)]
+    cols = list(dict.fromkeys(cols))
     for path in paths:
         try:
             names = pq.read_schema(path).names
@@ -100,6 +104,8 @@ def load_sample(name: str, paths: Sequence[str | os.PathLike[str]], level: str, 
             raise InputError(f"{path}: sample {name!r} lacks columns {lacking} (a prepared sample with level {level!r} expected)")
         t = pq.read_table(path, columns=cols)
         ok = t.column(f"{level}_pass").to_numpy(zero_copy_only=False).astype(bool)
+        if n_jets is not None:
+            ok &= np.isin(t.column(f"{level}_n_jets").to_numpy(zero_copy_only=False), list(n_jets))
         x = np.column_stack([t.column(f"{level}_{f}").to_numpy(zero_copy_only=False).astype(np.float64)[ok] for f in features]) \
             if ok.any() else np.zeros((0, len(features)))
         row = {k: t.column(k).to_numpy(zero_copy_only=False)[ok] for k in KEYS[1:]}
@@ -120,7 +126,8 @@ def load_sample(name: str, paths: Sequence[str | os.PathLike[str]], level: str, 
             keys[k].append(row[k])
     sample = Sample(name, np.concatenate(xs), np.concatenate(ws), {k: np.concatenate(v) for k, v in keys.items()})
     if len(sample) == 0:
-        raise InputError(f"sample {name!r}: no events pass level {level!r} in {[str(p) for p in paths]} (empty sample)")
+        raise InputError(f"sample {name!r}: no events pass level {level!r}{f' with {list(n_jets)} jets' if n_jets is not None else ''} "
+                         f"in {[str(p) for p in paths]} (empty sample)")
     if not sample.weight.sum() > 0:
         raise InputError(f"sample {name!r}: the generator weights of the events passing level {level!r} sum to {sample.weight.sum()} "
                          f"in {[str(p) for p in paths]} (need > 0)")
@@ -138,7 +145,8 @@ def load_pair(pair: str, source: Sequence[str | os.PathLike[str]], target: Seque
         except (OSError, pa.ArrowInvalid) as exc:
             raise InputError(f"{p}: not a readable parquet file: {exc}") from exc
     check_features(pair, features, level, schemas)
-    return load_sample(s["source"], source, level, features), load_sample(s["target"], target, level, features)
+    n_jets = s.get("n_jets")
+    return load_sample(s["source"], source, level, features, n_jets), load_sample(s["target"], target, level, features, n_jets)
 
 
 def train(pair: str, source: Sequence[str | os.PathLike[str]], target: Sequence[str | os.PathLike[str]],

@@ -106,6 +106,8 @@ def test_bad_input_stops_with_a_clear_error_and_nothing_partial(run, tmp_path: P
     pq.write_table(t.set_column(t.schema.get_field_index("particle_pass"), "particle_pass", pa.array(np.zeros(t.num_rows, bool))), empty)
     with pytest.raises(InputError, match="no events pass level 'particle'.*empty sample"):
         train("p", [empty], tgt, outs, settings(), device="cpu")
+    with pytest.raises(InputError, match=r"sample 'src': no events pass level 'particle' with \[5\] jets"):
+        train("p", src, tgt, outs, settings(n_jets=[5]), device="cpu")
     # NaN in a non-optional column (a lepton) of a passing event
     bad = tmp_path / "nan.parquet"
     pt = t.column("particle_l1_pt").to_numpy().copy()
@@ -137,7 +139,14 @@ def test_config_pairs_name_known_samples():
     s = reweight_settings(cfg, "a_to_b")
     assert s["classifier"] == {"folds": 3} and s["clip"] == 10.0 and s["source"] == "a"
     assert reweight_inputs(cfg, "a_to_b", "target") == ["results/data/b/train.parquet", "results/data/b/val.parquet"]
-    with pytest.raises(InputError, match=r"reweight.pairs.a_to_x: target 'x' is neither a sample nor a dataset"):
+    with pytest.raises(InputError, match=r"reweight.pairs.a_to_x: target 'x' is neither a sample nor a dataset nor"):
         reweight_settings(cfg, "a_to_x")
     with pytest.raises(InputError, match="no reweight pair 'nope'"):
         reweight_inputs(cfg, "nope", "source")
+    cfg["generate"] = {"models": {"cfm": {}}}
+    cfg["reweight"]["pairs"]["gen"] = {"source": "generate:cfm", "target": "b", "splits": ["test"], "level": "parton", "features": ["l1_pt"]}
+    assert reweight_inputs(cfg, "gen", "source") == ["results/generate/cfm/events.parquet"]
+    assert reweight_inputs(cfg, "gen", "target") == ["results/data/b/test.parquet"]
+    cfg["reweight"]["pairs"]["gen"]["source"] = "generate:flow"
+    with pytest.raises(InputError, match=r"source 'generate:flow' names no model under 'generate.models'"):
+        reweight_inputs(cfg, "gen", "source")
