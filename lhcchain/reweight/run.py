@@ -15,7 +15,8 @@ generator ``weight``, ``w``, ``w_uncalibrated`` and ``fold`` of every source eve
 calibration report, the classifier's own out-of-fold AUC, weight summary (:mod:`.weights`), training and
 inference rates) and ``calibration.png`` (reliability curves and the weight distribution).
 ``evaluate`` writes ``metrics.json`` (weight summary, chi2/ndf per feature before and after
-(:mod:`.closure`), and the closure AUC) and ``closure.png``.
+(:mod:`.closure`), the closure AUC and, for a pair with ``n_jets``, the AUC before and after per jet
+count) and ``closure.png``.
 
 Closure AUC. A fresh :func:`.classifier.two_sample_auc` of the reweighted source against the target,
 run separately within each of the k weight folds and averaged (error: the folds' errors combined,
@@ -59,6 +60,7 @@ KEYS = ("split", "file_index", "entry", "run", "event")
 OPTIONAL = re.compile(r"^(j\d+_.+|mjj|drjj)$")
 TRAIN_OUTPUTS = ("model", "weights", "summary", "calibration_plot")
 EVALUATE_OUTPUTS = ("metrics", "closure_plot")
+MIN_FOLD_EVENTS = 20  # per class and weight fold, for an AUC per jet count
 plt = plotting.plt
 
 
@@ -70,6 +72,7 @@ class Sample:
     x: np.ndarray
     weight: np.ndarray
     keys: dict[str, np.ndarray]
+    n_jets: np.ndarray
 
     def __len__(self) -> int:
         return len(self.weight)
@@ -91,7 +94,7 @@ def check_features(pair: str, features: Sequence[str], level: str, schemas: Mapp
 def load_sample(name: str, paths: Sequence[str | os.PathLike[str]], level: str, features: Sequence[str],
                 n_jets: Sequence[int] | None = None) -> Sample:
     """The events of sample ``name`` passing ``level`` (and with ``n_jets`` jets, if given) in ``paths`` (module doc)."""
-    xs, ws, keys = [], [], {k: [] for k in KEYS}
+    xs, ws, jets, keys = [], [], [], {k: [] for k in KEYS}
     cols = ["file_index", "entry", "run", "event", "weight", f"{level}_pass", f"{level}_n_jets", *(f"{level}_{f}" for f in features)]
     cols = list(dict.fromkeys(cols))
     for path in paths:
@@ -121,10 +124,11 @@ def load_sample(name: str, paths: Sequence[str | os.PathLike[str]], level: str, 
             raise InputError(f"{path}: generator weight {w[i]} of run {row['run'][i]}, event {row['event'][i]}")
         xs.append(x)
         ws.append(w)
+        jets.append(t.column(f"{level}_n_jets").to_numpy(zero_copy_only=False)[ok])
         keys["split"].append(np.full(int(ok.sum()), Path(path).stem))
         for k in KEYS[1:]:
             keys[k].append(row[k])
-    sample = Sample(name, np.concatenate(xs), np.concatenate(ws), {k: np.concatenate(v) for k, v in keys.items()})
+    sample = Sample(name, np.concatenate(xs), np.concatenate(ws), {k: np.concatenate(v) for k, v in keys.items()}, np.concatenate(jets))
     if len(sample) == 0:
         raise InputError(f"sample {name!r}: no events pass level {level!r}{f' with {list(n_jets)} jets' if n_jets is not None else ''} "
                          f"in {[str(p) for p in paths]} (empty sample)")
@@ -264,19 +268,31 @@ def evaluate(pair: str, source: Sequence[str | os.PathLike[str]], target: Sequen
     chi2 = {p["name"]: {"before": p["source_chi2"] / p["source_ndf"], "after": p["reweighted_chi2"] / p["reweighted_ndf"],
                         "ndf": p["reweighted_ndf"]} for p in panels}
     t0 = time.perf_counter()
-    groups = [two_sample_auc(tgt.x[tgt_fold == f], src.x[src_fold == f], tgt.weight[tgt_fold == f], (src.weight * w)[src_fold == f],
-                             settings=clf, seed=derive_seed(seed, "closure", f), device=dev, names=features, label=f"{pair} closure {f}")
-              for f in np.unique(src_fold)]
-    k = len(groups)
-    test = {"auc": float(np.mean([g["auc"] for g in groups])),
-            **{key: math.sqrt(sum(g[key] ** 2 for g in groups)) / k for key in ("auc_err", "auc_err_bootstrap", "auc_err_repeats")},
-            "auc_groups": [g["auc"] for g in groups]}
+    everything = (np.ones(len(tgt), bool), np.ones(len(src), bool))
+    test = fold_wise_auc(tgt, src, src.weight * w, tgt_fold, src_fold, everything, clf, derive_seed(seed, "closure"), dev, f"{pair} closure", features)
+    by_jets: dict[int, Any] = {}
+    for m in s.get("n_jets") or []:  # per jet count: the generator's multiplicities, before and after
+        sel = (tgt.n_jets == m, src.n_jets == m)
+        small = min(min(np.sum(sel[0] & (tgt_fold == f)), np.sum(sel[1] & (src_fold == f))) for f in np.unique(src_fold))
+        if small < MIN_FOLD_EVENTS:
+            log.warning("reweight %s: %d jets: %d events in the smallest fold and class, no AUC (needs %d)", pair, m, small, MIN_FOLD_EVENTS)
+            by_jets[m] = None
+            continue
+        before = fold_wise_auc(tgt, src, src.weight, tgt_fold, src_fold, sel, clf, derive_seed(seed, "before", m), dev, f"{pair} {m} jets before",
+                               features)
+        after = fold_wise_auc(tgt, src, src.weight * w, tgt_fold, src_fold, sel, clf, derive_seed(seed, "after", m), dev, f"{pair} {m} jets after",
+                              features)
+        by_jets[m] = {"n_target": int(sel[0].sum()), "n_source": int(sel[1].sum()), "auc_before": before["auc"],
+                      "auc_before_err": before["auc_err"], "closure_auc": after["auc"], "closure_auc_err": after["auc_err"]}
+        log.info("reweight %s: %d jets: AUC %.4f +- %.4f before, %.4f +- %.4f after", pair, m, before["auc"], before["auc_err"],
+                 after["auc"], after["auc_err"])
     metrics: dict[str, Any] = {
         "pair": pair, "source": src.name, "target": tgt.name, "level": s["level"], "n_source": len(src), "n_target": len(tgt),
         "calibration": trained["classifier"]["calibration"]["applied"],
         "auc_before": trained["auc_before"]["auc"],
         "closure_auc": test["auc"], "closure_auc_err": test["auc_err"], "closure_auc_err_bootstrap": test["auc_err_bootstrap"],
         "closure_auc_err_repeats": test["auc_err_repeats"], "closure_auc_folds": test["auc_groups"],
+        "closure_by_n_jets": by_jets,
         "closure_seconds": time.perf_counter() - t0,
         "chi2_ndf": chi2,
         "max_chi2_ndf_before": max(c["before"] for c in chi2.values()), "max_chi2_ndf_after": max(c["after"] for c in chi2.values()),
@@ -293,6 +309,22 @@ def evaluate(pair: str, source: Sequence[str | os.PathLike[str]], target: Sequen
         closure.figure(panels, labels, tmp["closure_plot"],
                        f"{pair}: {src.name} $\\to$ {tgt.name} ({s['level']} level), closure AUC {test['auc']:.3f} $\\pm$ {test['auc_err']:.3f}")
     return metrics
+
+
+def fold_wise_auc(tgt: Sample, src: Sample, w_src: np.ndarray, tgt_fold: np.ndarray, src_fold: np.ndarray,
+                  select: tuple[np.ndarray, np.ndarray], clf: Mapping[str, Any], seed: int, device: torch.device, label: str,
+                  names: Sequence[str]) -> dict[str, Any]:
+    """Two-sample AUC of target against source (event weights ``w_src``) within each weight fold, averaged
+    (module doc); ``select``: event masks of target and source; ``names``: the feature names."""
+    groups = []
+    for f in np.unique(src_fold):
+        t, u = select[0] & (tgt_fold == f), select[1] & (src_fold == f)
+        groups.append(two_sample_auc(tgt.x[t], src.x[u], tgt.weight[t], w_src[u], settings=clf, seed=derive_seed(seed, f), device=device,
+                                     names=names, label=f"{label} {f}"))
+    k = len(groups)
+    return {"auc": float(np.mean([g["auc"] for g in groups])),
+            **{key: math.sqrt(sum(g[key] ** 2 for g in groups)) / k for key in ("auc_err", "auc_err_bootstrap", "auc_err_repeats")},
+            "auc_groups": [g["auc"] for g in groups]}
 
 
 def output_paths(outdir: str | os.PathLike[str]) -> dict[str, Path]:

@@ -54,8 +54,9 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     base = tmp_path_factory.mktemp("reweight")
     src, tgt = write_sample(base / "src", 0.0, 0.6, 1), write_sample(base / "tgt", 0.3, 0.7, 2)
     outs = output_paths(base / "out")
-    summary = train("src_to_tgt", src, tgt, outs, settings(), device="cpu", seed=3)
-    metrics = evaluate("src_to_tgt", src, tgt, outs["weights"], outs["summary"], outs["model"], outs, settings(), device="cpu", seed=4)
+    summary = train("src_to_tgt", src, tgt, outs, settings(n_jets=[0, 1]), device="cpu", seed=3)
+    metrics = evaluate("src_to_tgt", src, tgt, outs["weights"], outs["summary"], outs["model"], outs, settings(n_jets=[0, 1]),
+                       device="cpu", seed=4)
     return {"base": base, "src": src, "tgt": tgt, "outs": outs, "summary": summary, "metrics": metrics}
 
 
@@ -88,6 +89,9 @@ def test_closure_metrics(run):
     assert m["chi2_ndf"]["n_jets"]["before"] > 3 and m["chi2_ndf"]["n_jets"]["after"] < 2
     assert m["auc_before"] > 0.55
     assert abs(m["closure_auc"] - 0.5) < 3 * m["closure_auc_err"]
+    for jets in m["closure_by_n_jets"].values():  # within each jet count only l1 p_T differs: Phi(0.3 / sqrt(2)) = 0.58 before
+        assert jets["auc_before"] > 0.54 and abs(jets["closure_auc"] - 0.5) < 3 * jets["closure_auc_err"]
+    assert set(m["closure_by_n_jets"]) == {0, 1}
     s = m["weights"]
     assert s["normalisation"] == pytest.approx(1.0, abs=0.05) and 0 < s["ess"] < s["ess_unweighted"]
     assert s["n_beyond_clip"] == round(s["fraction_beyond_clip"] * s["n_events"])
