@@ -23,7 +23,7 @@ run separately within each of the k weight folds and averaged (error: the folds'
 ``sqrt(sum err_f^2) / k``). Within fold f the source weights come from the network that saw neither
 fold f's source nor its target events. A test over all events at once would leak: a source event's
 weight has learnt the target events of the other folds, so the reweighted source copies their
-fluctuations, and a cross-fitted test classifier then scores held-out target events as source-like
+fluctuations, and a cross-fitted test classifier can then score held-out target events as source-like
 (AUC below 0.5: 0.489 +- 0.006 on the synthetic bench pair of docs/reweight.md, 0.504 +- 0.007 fold-wise).
 """
 
