@@ -149,3 +149,44 @@ def madnis_surrogate(config: Mapping[str, Any], process: str) -> list[str]:
     """The amplitude surrogate the MadNIS stage unweights with: ``results/amplitudes/{process}/model.pt``
     when ``amplitudes.processes`` lists ``process``, else none."""
     return [f"results/amplitudes/{process}/model.pt"] if process in config["amplitudes"]["processes"] else []
+
+
+GENERATED = "generate:"  # prefix of a reweight sample that is a generator's events (generate:<model>)
+
+
+def _reweight_pair(config: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    pairs = config["reweight"]["pairs"]
+    if name not in pairs:
+        raise InputError(f"config: no reweight pair {name!r} under 'reweight.pairs'; defined: {sorted(pairs)}")
+    pair = pairs[name]
+    for role in ("source", "target"):
+        sample = pair[role]
+        if sample.startswith(GENERATED):
+            if sample[len(GENERATED):] not in config["generate"]["models"]:
+                raise InputError(f"config: reweight.pairs.{name}: {role} {sample!r} names no model under 'generate.models'; "
+                                 f"defined: {sorted(config['generate']['models'])}")
+        elif sample not in config["samples"] and sample not in config["datasets"]:
+            raise InputError(f"config: reweight.pairs.{name}: {role} {sample!r} is neither a sample nor a dataset nor "
+                             f"'{GENERATED}<model>'; prepared: {sorted([*config['samples'], *config['datasets']])}")
+    return pair
+
+
+def reweight_settings(config: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """Settings of reweight pair ``name``: the ``reweight`` section (without ``pairs``) with the pair's
+    keys laid over it (``classifier`` merged key by key)."""
+    rw = config["reweight"]
+    pair = _reweight_pair(config, name)
+    settings = {k: copy.deepcopy(v) for k, v in rw.items() if k != "pairs"}
+    settings.update({k: v for k, v in pair.items() if k != "classifier"})
+    settings["classifier"] = {**rw["classifier"], **pair.get("classifier", {})}
+    return settings
+
+
+def reweight_inputs(config: Mapping[str, Any], name: str, role: str) -> list[str]:
+    """Event files of the ``role`` (source or target) sample of pair ``name``: the prepared splits
+    (``splits`` of the pair, else of ``reweight``), or a generator's ``events.parquet`` (``generate:<model>``)."""
+    pair = _reweight_pair(config, name)
+    sample = pair[role]
+    if sample.startswith(GENERATED):
+        return [f"results/generate/{sample[len(GENERATED):]}/events.parquet"]
+    return [f"results/data/{sample}/{split}.parquet" for split in pair.get("splits", config["reweight"]["splits"])]

@@ -67,7 +67,7 @@ rule sample_generator:
 
 rule evaluate_generator:
     input:
-        code=stage_sources("generate", "prepare"),
+        code=stage_sources("generate", "prepare", "reweight"),
         model="results/generate/{model}/model.pt",
         events="results/generate/{model}/events.parquet",
         summary="results/generate/{model}/sample.json",

@@ -62,6 +62,7 @@ def test_cluster_profile_dry_run(project: Path, profile: str) -> None:
     assert jobs["train_generator"] == jobs["sample_generator"] == jobs["evaluate_generator"] == 1
     assert jobs["madnis_integrate"] == jobs["madnis_unweight"] == 4
     assert jobs["symbolic_data"] == jobs["symbolic_regression"] == jobs["symbolic_evaluate"] == 1
+    assert jobs["reweight_train"] == jobs["reweight_evaluate"] == 2
 
 
 def external_amplitudes(project: Path) -> Path:

@@ -11,9 +11,8 @@ Modules (torch is needed everywhere but :mod:`.data`):
 * :mod:`.train` -- :func:`~.train.train` (progress, early stopping, checkpoints, resume).
 * :mod:`.sample` -- :func:`~.sample.sample`: events with the selection enforced, written as parquet and
   ROOT in ``prepare``'s schema, with the generation speed.
-* :mod:`.classifier` -- classifier two-sample test: out-of-fold AUC and weights ``w = D / (1 - D)``.
 * :mod:`.evaluate` -- :func:`~.evaluate.evaluate`: ratio histograms with statistical and Bayesian
-  bands, classifier AUC per multiplicity, Z peak against truth, speed; metrics.json + figures.
+  bands, classifier AUC per multiplicity (:mod:`lhcchain.reweight.classifier`), Z peak against truth, speed; metrics.json + figures.
 
 Units: GeV and radians. Multiplicities are exact jet counts of the ``prepare`` selection.
 """

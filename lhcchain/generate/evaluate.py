@@ -13,10 +13,11 @@ Per multiplicity n (events with exactly n jets):
   Per multiplicity, the largest ``|ratio - 1|`` over all observables is set against its statistical
   floor: the median, over ``FLOOR_TOYS`` Poisson toys of both histograms drawn from the truth's
   shape (a perfect generator), of the same maximum (observables treated as independent).
-* Classifier two-sample test (:mod:`.classifier`) of truth against an equal number of generated events
-  (skipped below ``MIN_CLASSIFIER_EVENTS`` truth events) on the checkpoint's standardised
-  representation plus m_ll, p_T,ll and all jet-jet Delta R: AUC with its error, and the distribution
-  of ``w = D / (1 - D)`` over generated events (quantiles and the fraction outside [0.5, 2]).
+* Classifier two-sample test (:func:`lhcchain.reweight.classifier.two_sample_auc`, the project's one
+  classifier) of truth against an equal number of generated events (skipped below
+  ``MIN_CLASSIFIER_EVENTS`` truth events) on the checkpoint's standardised
+  representation plus m_ll, p_T,ll and all jet-jet Delta R: AUC with its error (bootstrap and repeated
+  fold assignments), and the distribution of ``w = D / (1 - D)`` over generated events (quantiles and the fraction outside [0.5, 2]).
 * Mean log-likelihood per event of the truth events under the model (standardised space; CFM by the
   divergence integral; Bayesian networks at their mean weights), on at most ``log_likelihood_events``
   events.
@@ -47,8 +48,8 @@ from ..config import resolve_settings
 from ..device import select_device
 from ..errors import InputError
 from ..io import staged_outputs, write_json
+from ..reweight.classifier import CLASSIFIER_DEFAULTS, resolve_classifier, two_sample_auc
 from ..stats import fit_peak
-from .classifier import CLASSIFIER_DEFAULTS, two_sample_test
 from .data import Events, Transform, build_events, load_events, read_columns, to_columns
 from .train import load_model, tensors
 
@@ -64,7 +65,9 @@ plt = plotting.plt
 
 def resolve_evaluation(settings: Mapping[str, Any]) -> dict[str, Any]:
     """``EVALUATION_DEFAULTS`` with ``settings`` laid over (``classifier`` merged key by key)."""
-    return resolve_settings(settings, EVALUATION_DEFAULTS, "generate.evaluation")
+    out = resolve_settings(settings, EVALUATION_DEFAULTS, "generate.evaluation")
+    out["classifier"] = resolve_classifier(out["classifier"], "generate.evaluation.classifier")
+    return out
 
 
 def observables(cols: Mapping[str, np.ndarray], level: str, n_jets: int) -> dict[str, np.ndarray]:
@@ -242,7 +245,7 @@ def _classifier_figure(results: Mapping[int, Mapping[str, Any]], path: Path, tit
     fig, axes = plt.subplots(1, max(len(results), 1), figsize=(7 * max(len(results), 1), 6))
     for ax, (m, res) in zip(np.atleast_1d(axes), results.items()):
         edges = np.linspace(-1.5, 1.5, 61)
-        for key, lab in (("weights_b", "generated"), ("weights_a", "truth")):
+        for key, lab in (("weights_source", "generated"), ("weights_target", "truth")):
             ax.hist(np.clip(np.log10(res[key]), edges[0], edges[-1]), bins=edges, histtype="step", density=True, label=lab)
         ax.set_yscale("log")
         ax.set_xlabel(r"$\log_{10} w$, $w = D/(1-D)$")
@@ -332,9 +335,9 @@ def evaluate(generated: str | os.PathLike[str], truth: str | os.PathLike[str], c
             pick = rng.choice(int(sg.sum()), size=n, replace=False)
             a = classifier_features(tru.subset(st), transform, level, m, t_m)
             b = classifier_features(gen.subset(sg).subset(pick), transform, level, m, {k: v[pick] for k, v in g_m.items()})
-            res = two_sample_test(a, b, s["classifier"], seed=seed + m, device=dev)
+            res = two_sample_auc(a, b, settings=s["classifier"], seed=seed + m, device=dev, label=f"{m} jets")
             clf[m] = res
-            w = res["weights_b"]
+            w = res["weights_source"]
             entry.update({
                 "classifier_auc": res["auc"], "classifier_auc_err": res["auc_err"],
                 "weights_generated": {"quantiles": dict(zip(("1%", "16%", "50%", "84%", "99%"), np.quantile(w, [0.01, 0.16, 0.5, 0.84, 0.99]).tolist())),

@@ -1,5 +1,5 @@
 """Train -> sample -> evaluate on the prepared synthetic dataset: outputs, the enforced selection, the schema,
-Bayesian bands, resume, determinism, the classifier test and bad input."""
+Bayesian bands, resume, determinism and bad input (the classifier's own tests: tests/reweight)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ import uproot
 
 import lhcchain.generate.train as train_module
 from lhcchain.errors import InputError
-from lhcchain.generate.classifier import roc_auc, two_sample_test
 from lhcchain.generate.data import dataset_info, load_events
 from lhcchain.generate.evaluate import evaluate
 from lhcchain.generate.evaluate import output_paths as evaluation_paths
@@ -182,21 +181,6 @@ def test_training_resumes_after_an_interruption(prepared: Path, tmp_path: Path, 
     assert not (tmp_path / "model.pt.last").exists()
     other = run_train(prepared, ckpt, {**settings, "hidden": 16})  # no stale .last: a fresh start
     assert not other["resumed"]
-
-
-def test_classifier_auc_separates_only_different_samples():
-    rng = np.random.default_rng(0)
-    fast = {"hidden": 32, "epochs": 15, "folds": 3, "batch_size": 256, "patience": 5}
-    same = two_sample_test(rng.normal(size=(1000, 3)), rng.normal(size=(1000, 3)), fast, seed=1)
-    b = rng.normal(size=(1000, 3)) + [0.6, 0, 0]
-    shifted = two_sample_test(rng.normal(size=(1000, 3)), b, fast, seed=1)
-    assert abs(same["auc"] - 0.5) < 3 * same["auc_err"] + 0.01
-    assert shifted["auc"] > 0.62
-    # w = D / (1 - D) reweights sample b towards a: the weighted mean of the shifted feature moves back towards 0
-    assert abs(np.average(b[:, 0], weights=shifted["weights_b"])) < 0.2
-    labels, scores = rng.integers(0, 2, 300), rng.normal(size=300)
-    brute = np.mean([(s1 > s0) + 0.5 * (s1 == s0) for s1 in scores[labels == 1] for s0 in scores[labels == 0]])
-    assert roc_auc(labels, scores)[0] == pytest.approx(brute)
 
 
 def test_bad_inputs_name_the_file(bayes_run, prepared: Path, tmp_path: Path):
