@@ -87,6 +87,24 @@ class ConditionalUnfolder:
             self.net.solver, self.net.steps = self.s["solver"], int(self.s["steps"])
         self.epochs_trained = 0
 
+    def state(self) -> dict[str, Any]:
+        """Everything :meth:`from_state` needs (torch-saveable)."""
+        return {"format": "lhcchain.unfold.cinn/1", "settings": self.s, "model": self.net.state_dict(), "epochs_trained": self.epochs_trained,
+                **{k: getattr(self, k).tolist() for k in ("mu_p", "sd_p", "mu_r", "sd_r", "integer")}}
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any], device: torch.device) -> ConditionalUnfolder:
+        """The network saved by :meth:`state`."""
+        dim = len(state["mu_p"])
+        out = cls(np.zeros((2, dim)), np.zeros((2, dim)), state["settings"], device)
+        for k in ("mu_p", "sd_p", "mu_r", "sd_r"):
+            setattr(out, k, np.asarray(state[k], np.float64))
+        out.integer = np.asarray(state["integer"], bool)
+        out.net.load_state_dict(state["model"])
+        out.net.eval()
+        out.epochs_trained = int(state["epochs_trained"])
+        return out
+
     def _z(self, x: np.ndarray, mu: np.ndarray, sd: np.ndarray) -> torch.Tensor:
         return torch.as_tensor((x - mu) / sd, dtype=torch.float32, device=self.device)
 
