@@ -62,6 +62,7 @@ def test_cluster_profile_dry_run(project: Path, profile: str) -> None:
     assert jobs["train_generator"] == jobs["sample_generator"] == jobs["evaluate_generator"] == 1
     assert jobs["madnis_integrate"] == jobs["madnis_unweight"] == 4
     assert jobs["reweight_train"] == jobs["reweight_evaluate"] == 1
+    assert jobs["unfold_ibu"] == jobs["unfold_omnifold"] == jobs["unfold_cinn"] == jobs["unfold_icinn"] == jobs["unfold_evaluate"] == 1
 
 
 def external_amplitudes(project: Path) -> Path:
@@ -126,6 +127,8 @@ def test_end_to_end_outputs(e2e: Path) -> None:
         events = json.loads((d / "unweight.json").read_text())
         assert len(pd.read_parquet(d / "events.parquet")) == events["n_events"] == cfg["madnis"]["events"]["n_events"]
         assert (d / "weights.png").stat().st_size > 0 and (d / "events.lhe.gz").stat().st_size > 0
+    unfold = json.loads((e2e / "results/unfold/metrics.json").read_text())
+    assert set(unfold["methods"]) == {"ibu", "omnifold", "cinn", "icinn"} and (e2e / "results/unfold/observables.png").stat().st_size > 0
     surrogate = json.loads((e2e / "results/madnis/gg_3g/unweight.json").read_text())["surrogate"]
     assert surrogate["gain"] > 0 and set(surrogate["agreement"]) >= {"m_12 [GeV]"}
     # The nominal sample's particle-level Z peak, from tiny statistics: a loose sanity bound here;
@@ -137,8 +140,8 @@ def test_end_to_end_outputs(e2e: Path) -> None:
 def test_every_rule_stays_under_4_gb(e2e: Path) -> None:
     tables = list((e2e / "benchmarks").rglob("*.tsv"))
     # 6 simulate + 4 summaries + 7 prepare + 2 x (amplitude data/import, train, evaluate) + 3 generate + 4 x 2 madnis
-    # + 2 reweight
-    assert len(tables) == 36
+    # + 2 reweight + 5 unfold
+    assert len(tables) == 41
     for t in tables:
         row = next(csv.DictReader(t.open(), delimiter="\t"))
         assert float(row["max_rss"]) < 4000, (t, row["max_rss"])

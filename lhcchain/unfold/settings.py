@@ -29,6 +29,10 @@ def unfold_settings(config: Mapping[str, Any], step: str) -> dict[str, Any]:
 
 def unfold_inputs(config: Mapping[str, Any], role: str) -> list[str]:
     """The prepared parquet splits of the simulation (``role='sim'``) or the pseudo-data (``'data'``)."""
+    name = config["unfold"][role]
+    if name not in config["samples"] and name not in config["datasets"]:
+        raise InputError(f"config: unfold.{role} {name!r} is neither a sample nor a dataset; "
+                         f"prepared: {sorted([*config['samples'], *config['datasets']])}")
     return [f"results/data/{config['unfold'][role]}/{split}.parquet" for split in ("train", "val", "test")]
 
 
