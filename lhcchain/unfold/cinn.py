@@ -35,6 +35,7 @@ import math
 import os
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -45,7 +46,7 @@ from ..generate.models import SOLVERS, CFM, Generator, make_generator
 from ..io import derive_seed
 from ..reweight.classifier import cross_fit, density_ratio, fold_auc
 from ..training import Trainer
-from .classify import pass_probability
+from .classify import PassProbability
 from .data import Events, integer_columns
 
 log = logging.getLogger("lhcchain.unfold")
@@ -163,36 +164,35 @@ class ConditionalUnfolder:
         return x.reshape(len(reco), int(draws), -1)
 
 
-def true_probability(sim: Events, data_reco: np.ndarray, clf: Mapping[str, Any], seed: int, device: torch.device) -> np.ndarray:
-    """``P(pass particle | x_reco)`` of the pseudo-data events, learned on the simulation (module doc)."""
-    pr = sim.pass_reco
-    return pass_probability(sim.reco[pr], sim.pass_particle[pr], sim.weight[pr], clf, derive_seed(seed, "fakes"), device, data_reco,
-                            label="fake probability")
+@dataclass
+class Acceptance:
+    """``P(pass particle | x_reco)`` (fakes) and ``P(pass reco | x_particle)`` (efficiency), learned once on the simulation."""
+
+    true: PassProbability
+    efficiency: PassProbability
+
+    @classmethod
+    def fit(cls, sim: Events, clf: Mapping[str, Any], seed: int, device: torch.device) -> Acceptance:
+        pr, pp = sim.pass_reco, sim.pass_particle
+        return cls(PassProbability(sim.reco[pr], pp[pr], sim.weight[pr], clf, derive_seed(seed, "fakes"), device, "fake probability"),
+                   PassProbability(sim.particle[pp], pr[pp], sim.weight[pp], clf, derive_seed(seed, "efficiency"), device, "efficiency"))
 
 
-def efficiency(sim: Events, x: np.ndarray, clf: Mapping[str, Any], seed: int, device: torch.device, floor: float) -> tuple[np.ndarray, int]:
-    """``P(pass reco | x_particle)`` at ``x`` (n, F), floored at ``floor``; and how many were floored."""
-    pp = sim.pass_particle
-    eff = pass_probability(sim.particle[pp], sim.pass_reco[pp], sim.weight[pp], clf, derive_seed(seed, "efficiency"), device, x,
-                           label="efficiency")
-    return np.maximum(eff, floor), int((eff < floor).sum())
-
-
-def unfold_events(model: ConditionalUnfolder, sim: Events, data_reco: np.ndarray, data_weight: np.ndarray, settings: Mapping[str, Any],
-                  seed: int, device: torch.device) -> dict[str, Any]:
+def unfold_events(model: ConditionalUnfolder, acc: Acceptance, data_reco: np.ndarray, data_weight: np.ndarray, settings: Mapping[str, Any],
+                  seed: int) -> dict[str, Any]:
     """Draws for every pseudo-data event with the acceptance weights (module doc): ``events`` (n draws, F),
     ``weights``, ``event_index`` (the pseudo-data row of each draw)."""
     draws = int(settings["draws"])
-    clf = dict(settings["classifier"])
     t0 = time.perf_counter()
     x = model.sample(data_reco, draws, derive_seed(seed, "sample"))
     t_sample = time.perf_counter() - t0
     flat = x.reshape(-1, x.shape[-1])
-    p_true = true_probability(sim, data_reco, clf, seed, device)
-    eff, floored = efficiency(sim, flat, clf, seed, device, float(settings["efficiency_min"]))
+    p_true = acc.true(data_reco)
+    eff_raw = acc.efficiency(flat)
+    floor = float(settings["efficiency_min"])
     idx = np.repeat(np.arange(len(data_reco)), draws)
-    w = data_weight[idx] * p_true[idx] / eff / draws
-    return {"events": flat, "weights": w, "event_index": idx, "sample_seconds": t_sample, "n_efficiency_floored": floored,
+    w = data_weight[idx] * p_true[idx] / np.maximum(eff_raw, floor) / draws
+    return {"events": flat, "weights": w, "event_index": idx, "sample_seconds": t_sample, "n_efficiency_floored": int((eff_raw < floor).sum()),
             "fake_fraction_data": float(1 - np.average(p_true, weights=data_weight))}
 
 
@@ -222,18 +222,13 @@ def train_model(sim: Events, settings: Mapping[str, Any], seed: int, device: tor
     return model, info
 
 
-def icinn(sim: Events, data_reco: np.ndarray, data_weight: np.ndarray, settings: Mapping[str, Any], seed: int,
-          device: torch.device, first: tuple[ConditionalUnfolder, dict[str, Any]] | None = None) -> dict[str, Any]:
-    """Iterative cINN (module doc); ``first``: the single-pass network and its unfolding, if already made."""
+def icinn(sim: Events, acc: Acceptance, data_reco: np.ndarray, data_weight: np.ndarray, settings: Mapping[str, Any], seed: int,
+          device: torch.device, first: tuple[ConditionalUnfolder, dict[str, Any]]) -> dict[str, Any]:
+    """Iterative cINN (module doc) from ``first``, the single-pass network and its unfolding."""
     clf = dict(settings["classifier"])
     w = np.ones(len(sim))
-    if first is None:
-        model, info = train_model(sim, settings, derive_seed(seed, "train", 0), device, label="icinn pass 0")
-        result = unfold_events(model, sim, data_reco, data_weight, settings, derive_seed(seed, "unfold", 0), device)
-        trainings = [info]
-    else:
-        model, result = first
-        trainings = []
+    model, result = first
+    trainings = []
     history = []
     pp = sim.pass_particle
     for it in range(1, int(settings["iterations"]) + 1):
@@ -257,6 +252,6 @@ def icinn(sim: Events, data_reco: np.ndarray, data_weight: np.ndarray, settings:
         model, info = train_model(sim, settings, derive_seed(seed, "train", it), device, weight=w, model=model,
                                   label=f"icinn iteration {it}")
         trainings.append(info)
-        result = unfold_events(model, sim, data_reco, data_weight, settings, derive_seed(seed, "unfold", it), device)
+        result = unfold_events(model, acc, data_reco, data_weight, settings, derive_seed(seed, "unfold", it))
         history[-1]["retrained"] = True
     return {**result, "model": model, "history": history, "iterations": len(history), "trainings": trainings, "prior_weights": w}

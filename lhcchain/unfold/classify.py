@@ -3,7 +3,7 @@
 :func:`ratio` cross-fits target against source and returns ``p_target(x) / p_source(x)`` scaled by
 ``sum(w_target) / sum(w_source)`` (the classifier balances the classes by weight sums, so its
 ``D / (1 - D)`` is the ratio of normalised densities): out of fold for the source events, the
-ensemble of the k fold networks for other events. :func:`pass_probability` turns the ratio of
+ensemble of the k fold networks for other events. :class:`PassProbability` turns the ratio of
 passing to failing events into ``P(pass | x)``.
 """
 
@@ -34,11 +34,20 @@ def ratio(x1: np.ndarray, w1: np.ndarray, x0: np.ndarray, w0: np.ndarray, settin
     return norm * oof / ensemble, norm * new / ensemble
 
 
-def pass_probability(x: np.ndarray, passed: np.ndarray, w: np.ndarray, settings: Mapping[str, Any], seed: int, device: torch.device,
-                     apply_to: np.ndarray, label: str = "pass probability") -> np.ndarray:
-    """``P(pass | x)`` at ``apply_to`` from events ``x`` with pass flags ``passed`` and weights ``w``:
-    ``r / (1 + r)`` with ``r`` the (weight-sum scaled) ratio of passing to failing events; 1 when all pass."""
-    if passed.all() or not (passed.sum() >= 2 and (~passed).sum() >= 2):
-        return np.ones(len(apply_to)) if passed.mean() > 0.5 else np.zeros(len(apply_to))
-    _, r = ratio(x[passed], w[passed], x[~passed], w[~passed], settings, seed, device, apply_to=apply_to, label=label)
-    return r / (1.0 + r)
+class PassProbability:
+    """``P(pass | x)`` learned from events ``x`` with pass flags ``passed`` and weights ``w``: ``r / (1 + r)``
+    with ``r`` the (weight-sum scaled) ratio of passing to failing events, from the cross-fitted
+    ensemble; a constant when fewer than two events pass or fail."""
+
+    def __init__(self, x: np.ndarray, passed: np.ndarray, w: np.ndarray, settings: Mapping[str, Any], seed: int, device: torch.device,
+                 label: str = "pass probability") -> None:
+        self.constant = None if passed.sum() >= 2 and (~passed).sum() >= 2 else float(np.sum(w[passed]) / np.sum(w))
+        if self.constant is None:
+            self.norm = float(np.sum(w[passed]) / np.sum(w[~passed]))
+            self.fit = cross_fit(x[passed], x[~passed], w[passed], w[~passed], settings=settings, seed=seed, device=device, label=label)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        if self.constant is not None:
+            return np.full(len(x), self.constant)
+        r = self.norm * density_ratio(self.fit.predict_logit(x))
+        return r / (1.0 + r)

@@ -32,7 +32,7 @@ from ..io import derive_seed, staged_outputs, write_json
 from ..prepare.selection import feature_unit
 from ..reweight.classifier import two_sample_auc
 from . import evaluate as ev
-from .cinn import ConditionalUnfolder, calibration, icinn, train_model, unfold_events
+from .cinn import Acceptance, ConditionalUnfolder, calibration, icinn, train_model, unfold_events
 from .data import Events, UnfoldingInput, load_input
 from .ibu import edges_for, run_ibu, unfold_observable
 from .omnifold import omnifold
@@ -142,13 +142,14 @@ def run_cinn_step(sim: Paths, data: Paths, sim_meta: str, data_meta: str, output
     inp, train, held = load(sim, data, sim_meta, data_meta, s)
     t0 = time.perf_counter()
     model, info = train_model(train, s, derive_seed(seed, "train"), dev)
-    res = unfold_events(model, train, inp.data_reco, inp.data_reco_weight, s, derive_seed(seed, "unfold"), dev)
+    acc = Acceptance.fit(train, s["classifier"], derive_seed(seed, "acceptance"), dev)
+    res = unfold_events(model, acc, inp.data_reco, inp.data_reco_weight, s, derive_seed(seed, "unfold"))
     t_unfold = time.perf_counter() - t0
     pairs = np.flatnonzero(held.pairs)[: int(s["calibration_events"])]
     cal = calibration(model, held.particle[pairs], held.reco[pairs], int(s["calibration_draws"]), derive_seed(seed, "calibration"),
                       train.observables)
     held_reco = held.reco[held.pass_reco]
-    clos_res = unfold_events(model, train, held_reco, held.weight[held.pass_reco], s, derive_seed(seed, "closure"), dev)
+    clos_res = unfold_events(model, acc, held_reco, held.weight[held.pass_reco], s, derive_seed(seed, "closure"))
     clos = closure(held, clos_res["events"], clos_res["weights"], edges_for(train, int(s["bins"])))
     summary = {"method": "cinn", "family": model.s["family"], "training": info, "calibration": cal, "closure": clos, "iterations": 1,
                "draws": int(s["draws"]), "sample_seconds": res["sample_seconds"], "n_efficiency_floored": res["n_efficiency_floored"],
@@ -184,7 +185,8 @@ def run_icinn_step(sim: Paths, data: Paths, sim_meta: str, data_meta: str, cinn_
     if len(w) != int(s["draws"]) * len(inp.data_reco):
         raise InputError(f"{cinn_events}: {len(w)} draws, expected {s['draws']} per pseudo-data event ({len(inp.data_reco)}): rerun the cinn step")
     t0 = time.perf_counter()
-    res = icinn(train, inp.data_reco, inp.data_reco_weight, s, seed, dev, first=(model, {"events": x, "weights": w, "event_index": group}))
+    acc = Acceptance.fit(train, s["classifier"], derive_seed(seed, "acceptance"), dev)
+    res = icinn(train, acc, inp.data_reco, inp.data_reco_weight, s, seed, dev, first=(model, {"events": x, "weights": w, "event_index": group}))
     summary = _timing({"method": "icinn", "iterations": res["iterations"], "history": res["history"], "trainings": res["trainings"],
                        "prior_removed": bool(res["history"] and res["history"][-1]["prior_removed"]), "device": str(dev)},
                       t0, len(inp.data_reco))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from lhcchain.unfold.cinn import calibration, icinn, train_model, unfold_events
+from lhcchain.unfold.cinn import Acceptance, calibration, icinn, train_model, unfold_events
 
 from .conftest import SIGMA, toy_events, toy_input
 
@@ -35,12 +35,13 @@ def test_cinn_acceptance_and_icinn_moves_off_prior():
     inp = toy_input(n_sim=5000, n_data=2500, shift=1.0, seed=31)
     cpu = torch.device("cpu")
     model, _ = train_model(inp.sim, SETTINGS, 6, cpu)
-    single = unfold_events(model, inp.sim, inp.data_reco, inp.data_reco_weight, SETTINGS, 7, cpu)
+    acc = Acceptance.fit(inp.sim, CLF, 9, cpu)
+    single = unfold_events(model, acc, inp.data_reco, inp.data_reco_weight, SETTINGS, 7)
     assert len(single["weights"]) == 4 * len(inp.data_reco) and np.isfinite(single["weights"]).all()
     assert 0.0 < single["fake_fraction_data"] < 0.15
     truth = np.average(inp.truth[:, 0], weights=inp.truth_weight)
     m1 = np.average(single["events"][:, 0], weights=single["weights"])
-    out = icinn(inp.sim, inp.data_reco, inp.data_reco_weight, SETTINGS, 8, cpu, first=(model, single))
+    out = icinn(inp.sim, acc, inp.data_reco, inp.data_reco_weight, SETTINGS, 8, cpu, first=(model, single))
     m2 = np.average(out["events"][:, 0], weights=out["weights"])
     assert 1 <= out["iterations"] <= 2 and out["history"][0]["auc"] > 0.5
     assert abs(m2 - truth) < abs(m1 - truth) + 0.02, (m1, m2, truth)
