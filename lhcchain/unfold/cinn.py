@@ -125,8 +125,9 @@ class ConditionalUnfolder:
         n_val = max(1, int(round(float(s["val_fraction"]) * n)))
         val, train = torch.as_tensor(perm[:n_val]), torch.as_tensor(perm[n_val:])
         ones = torch.ones_like(x)
-        opt = torch.optim.AdamW(self.net.parameters(), lr=float(s["lr"]))
-        trainer = Trainer(label, self.net, opt, {**s, "weight_decay": 0.0}, {}, os.devnull, (), seed, log, save_every=math.inf)
+        opt = torch.optim.AdamW(self.net.parameters(), lr=float(s["lr"]), weight_decay=0.0)
+        # held in memory: no checkpoint is written (save_every = inf, no finish())
+        trainer = Trainer(label, self.net, opt, s, {}, os.devnull, (), seed, log, save_every=math.inf)
 
         def batch_loss(idx: torch.Tensor) -> torch.Tensor:
             xb = x[idx] + (torch.rand_like(x[idx]) - 0.5) * noise
