@@ -3,7 +3,7 @@
 Every step reads the simulation's and the pseudo-data's prepared splits and metadata (:mod:`.data`).
 The simulation's ``heldout_split`` (default ``test``) is kept out of every training: it gives the
 cINN's posterior calibration and the closure tests (its reco level unfolded and compared with its own
-particle level, for ``ibu`` and ``cinn``). Unbinned methods write ``{method}.parquet`` (the
+particle level, for ``ibu``, ``cinn`` and, with ``omnifold.closure``, ``omnifold``). Unbinned methods write ``{method}.parquet`` (the
 observables of the unfolded particle-level events, their ``weight`` and the bootstrap ``group``:
 the pseudo-data event of a cINN draw, the simulated event of an OmniFold weight); every method writes
 ``{method}.json`` (iterations, wall time, ``time_per_10k_events_s`` per 10 000 pseudo-data events
@@ -118,14 +118,19 @@ def run_ibu_step(sim: Paths, data: Paths, sim_meta: str, data_meta: str, outputs
 
 def run_omnifold_step(sim: Paths, data: Paths, sim_meta: str, data_meta: str, outputs: Mapping[str, str], settings: Mapping[str, Any], *,
                       device: str = "auto", threads: int = 1, seed: int = 0) -> dict:
-    """OmniFold (:mod:`.omnifold`) of the pseudo-data; writes ``events`` and ``summary``."""
+    """OmniFold (:mod:`.omnifold`) of the pseudo-data, and with ``closure`` of the held-out split's reco level;
+    writes ``events`` and ``summary``."""
     s = dict(settings)
     dev = select_device(device, threads)
-    inp, train, _ = load(sim, data, sim_meta, data_meta, s)
+    inp, train, held = load(sim, data, sim_meta, data_meta, s)
     t0 = time.perf_counter()
     res = omnifold(train, inp.data_reco, inp.data_reco_weight, s, seed, dev)
     summary = _timing({"method": "omnifold", "iterations": res["iterations"], "history": res["history"], "ensemble": int(s["ensemble"]),
                        "device": str(dev), "counts": {"sim": train.counts(), "data": inp.data.counts()}}, t0, len(inp.data_reco))
+    if s["closure"]:
+        pr = held.pass_reco
+        clos = omnifold(train, held.reco[pr], held.weight[pr], s, derive_seed(seed, "closure"), dev)
+        summary["closure"] = closure(held, clos["events"], clos["weights"], edges_for(train, int(s["bins"])))
     with staged_outputs(outputs["events"], outputs["summary"]) as (tmp_ev, tmp_s):
         write_events(tmp_ev, train.observables, res["events"], res["weights"], np.flatnonzero(train.pass_particle),
                      "omnifold: simulated particle-level events weighted g * nu")

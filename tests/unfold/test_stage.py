@@ -19,7 +19,7 @@ NET = {"hidden": 32, "layers": 2, "epochs": 15, "batch_size": 256, "lr": 3e-3, "
 COMMON = {"sim": "nominal", "data": "alt_tune", "observables": OBS, "heldout_split": "test", "bins": 8}
 SETTINGS = {
     "ibu": {**COMMON, "ts_stopping": 0.01, "max_iter": 30},
-    "omnifold": {**COMMON, "iterations": 2, "ensemble": 1, "classifier": CLF},
+    "omnifold": {**COMMON, "iterations": 2, "ensemble": 1, "closure": True, "classifier": CLF},
     "cinn": {**COMMON, "network": NET, "classifier": CLF, "draws": 3, "efficiency_min": 0.05, "calibration_draws": 20, "calibration_events": 300},
     "evaluate": {**COMMON, "bootstrap": 10, "classifier": CLF, "methods": ["ibu", "omnifold", "cinn", "icinn"]},
 }
@@ -54,7 +54,8 @@ def test_all_steps(samples):
     out = run.output_paths(d / "out")
     args = (sim, data, str(sm), str(dm))
     run.run_ibu_step(*args, out["ibu"], SETTINGS["ibu"])
-    run.run_omnifold_step(*args, out["omnifold"], SETTINGS["omnifold"], device="cpu", seed=1)
+    omni = run.run_omnifold_step(*args, out["omnifold"], SETTINGS["omnifold"], device="cpu", seed=1)
+    assert set(omni["closure"]) == set(OBS)
     cinn = run.run_cinn_step(*args, out["cinn"], SETTINGS["cinn"], device="cpu", seed=2)
     assert set(cinn["calibration"]["coverage_68"]) == set(OBS) and set(cinn["closure"]) == set(OBS)
     run.run_icinn_step(*args, str(out["cinn"]["model"]), str(out["cinn"]["events"]), out["icinn"], SETTINGS["icinn"], device="cpu", seed=3)
