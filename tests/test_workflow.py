@@ -63,6 +63,7 @@ def test_cluster_profile_dry_run(project: Path, profile: str) -> None:
     assert jobs["madnis_integrate"] == jobs["madnis_unweight"] == 4
     assert jobs["symbolic_data"] == jobs["symbolic_regression"] == jobs["symbolic_evaluate"] == 1
     assert jobs["reweight_train"] == jobs["reweight_evaluate"] == 2
+    assert jobs["unfold_ibu"] == jobs["unfold_omnifold"] == jobs["unfold_cinn"] == jobs["unfold_icinn"] == jobs["unfold_evaluate"] == 1
 
 
 def external_amplitudes(project: Path) -> Path:
@@ -128,6 +129,8 @@ def test_end_to_end_outputs(e2e: Path) -> None:
         events = json.loads((d / "unweight.json").read_text())
         assert len(pd.read_parquet(d / "events.parquet")) == events["n_events"] == cfg["madnis"]["events"]["n_events"]
         assert (d / "weights.png").stat().st_size > 0 and (d / "events.lhe.gz").stat().st_size > 0
+    unfold = json.loads((e2e / "results/unfold/metrics.json").read_text())
+    assert set(unfold["methods"]) == {"ibu", "omnifold", "cinn", "icinn"} and (e2e / "results/unfold/observables.png").stat().st_size > 0
     surrogate = json.loads((e2e / "results/madnis/gg_3g/unweight.json").read_text())["surrogate"]
     assert surrogate["speedup"] > 0 and set(surrogate["agreement"]) >= {"m_12 [GeV]"}
     symbolic = json.loads((e2e / "results/symbolic/wbf_higgs/metrics.json").read_text())
