@@ -10,7 +10,7 @@ import uproot
 import vector
 import yaml
 
-from lhcchain.simulate.detector import calo_resolution, muon_pt_resolution, reconstruct
+from lhcchain.simulate.detector import reconstruct
 from lhcchain.simulate.jets import cluster_jets
 from lhcchain.simulate.run import chunk_config, simulate_chunk
 
@@ -60,7 +60,8 @@ def test_tau21_separates_two_prong_from_one_prong() -> None:
     assert np.median(t2) < 0.3 < np.median(t1)
 
 
-def test_muon_resolution_and_efficiency_match_config() -> None:
+def test_muon_efficiency_direction_and_met() -> None:
+    """Efficiency, direction and MET of single muons; the pT resolution against the card: test_detector_card.py."""
     rng = np.random.default_rng(11)
     n, pt, eta = 10000, 60.0, 1.0
     ev = particles([[(pt, eta, 0.3, 0, 13)] for _ in range(n)])
@@ -68,9 +69,6 @@ def test_muon_resolution_and_efficiency_match_config() -> None:
     n_reco = ak.num(reco["Muon"])
     eff = float(np.mean(n_reco))
     assert eff == pytest.approx(0.95, abs=4 * np.sqrt(0.95 * 0.05 / n))
-    rel = ak.to_numpy(ak.flatten(reco["Muon"].pt)) / pt - 1.0
-    expected = float(muon_pt_resolution(DETECTOR, np.array([pt]), np.array([eta]))[0])
-    assert np.std(rel) == pytest.approx(expected, rel=0.03)
     assert np.allclose(ak.to_numpy(ak.flatten(reco["Muon"].eta)), eta, atol=1e-5)
     # muons leave no tower: MET is minus the reconstructed muon, and zero when the muon is lost
     met, found = ak.to_numpy(reco["MET"].pt), ak.to_numpy(n_reco) == 1
@@ -85,7 +83,8 @@ def test_muons_outside_acceptance_are_lost() -> None:
     assert ak.sum(ak.num(reco["Muon"])) == 0
 
 
-def test_ecal_energy_resolution_matches_config() -> None:
+def test_ecal_energy_is_unbiased() -> None:
+    """A photon's tower energy is unbiased; its resolution against the card: test_detector_card.py."""
     rng = np.random.default_rng(5)
     n, energy_pt, eta = 5000, 40.0, 0.3
     ev = particles([[(energy_pt, eta, 1.0, 0, 22)] for _ in range(n)])
@@ -94,9 +93,7 @@ def test_ecal_energy_resolution_matches_config() -> None:
     lead = ak.firsts(jets)
     e_reco = ak.to_numpy(lead.pt) * np.cosh(ak.to_numpy(lead.eta))
     # the tower sits at its cell centre; compare energies, not transverse momenta
-    expected = float(calo_resolution(DETECTOR["calorimeter"]["ecal"], np.array([e_true]), np.array([eta]))[0])
     assert np.mean(e_reco) == pytest.approx(e_true, rel=0.01)
-    assert np.std(e_reco) == pytest.approx(expected, rel=0.05)
 
 
 def test_electron_isolation() -> None:
