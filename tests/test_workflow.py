@@ -61,6 +61,7 @@ def test_cluster_profile_dry_run(project: Path, profile: str) -> None:
     assert jobs["amplitude_data"] == jobs["train_amplitude"] == jobs["evaluate_amplitude"] == 1
     assert jobs["train_generator"] == jobs["sample_generator"] == jobs["evaluate_generator"] == 1
     assert jobs["madnis_integrate"] == jobs["madnis_unweight"] == 4
+    assert jobs["shower_reference"] == jobs["train_showers"] == 2 and jobs["sample_showers"] == jobs["evaluate_showers"] == 1
 
 
 def external_amplitudes(project: Path) -> Path:
@@ -131,12 +132,20 @@ def test_end_to_end_outputs(e2e: Path) -> None:
     # the 1 GeV statement is checked on the default config (see README).
     peak = json.loads((e2e / "results/data/nominal/metrics.json").read_text())["mll_peak"]["particle"]
     assert abs(peak["mean"] - Z_MASS) < 3 * peak["mean_err"] + 1.0
+    showers = json.loads((e2e / "results/showers/metrics.json").read_text())
+    assert showers["n_reference"] == showers["n_generated"] == cfg["showers"]["reference"]["n_test"]
+    assert set(showers["classifier"]) == {"cls_low", "cls_low_normed", "cls_high"}
+    assert all(0.0 <= c["auc"] <= 1.0 for c in showers["classifier"].values())
+    assert set(showers["time_per_shower_ms"]) == {"batch1", "batch10"} and showers["speedup_vs_geant4"] > 0
+    for fig in ("energy", "shape", "sparsity", "published"):
+        assert (e2e / f"results/showers/{fig}.png").stat().st_size > 0
 
 
 def test_every_rule_stays_under_4_gb(e2e: Path) -> None:
     tables = list((e2e / "benchmarks").rglob("*.tsv"))
     # 6 simulate + 4 summaries + 7 prepare + 2 x (amplitude data/import, train, evaluate) + 3 generate + 4 x 2 madnis
-    assert len(tables) == 34
+    # + 2 shower references + 2 shower trainings + shower sampling and evaluation
+    assert len(tables) == 40
     for t in tables:
         row = next(csv.DictReader(t.open(), delimiter="\t"))
         assert float(row["max_rss"]) < 4000, (t, row["max_rss"])

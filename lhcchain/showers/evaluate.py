@@ -29,19 +29,32 @@ divergence ``JSD = ln 2 + 1/2 (<ln p>_ref + <ln(1 - p)>_gen)`` (in bits: divided
 from __future__ import annotations
 
 import csv
+import logging
 import math
+import os
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import hist
 import numpy as np
+import torch
 from scipy.linalg import sqrtm
 from scipy.optimize import isotonic_regression
 
+from .. import plotting
 from ..data import package_file
+from ..device import select_device
+from ..errors import InputError
 from ..generate.classifier import cross_validated_probabilities, roc_auc
-from .geometry import Geometry
-from .io import Showers
+from ..io import staged_outputs, write_json
+from .geometry import Geometry, load_geometry
+from .io import Showers, read_showers
+from .reference import incident_energies, resolve_settings, simulate
+from .surrogate import Surrogate
+
+log = logging.getLogger("lhcchain.showers")
+GEANT4_MS = 1772.0  # GEANT4 time per shower of dataset 1 (CaloChallenge paper, arXiv:2410.21611, sec. 5)
 
 CLASSIFIER_TESTS = ("cls-low", "cls-low-normed", "cls-high")
 GROUPS = ("layer_energy", "etot_einc", "centre_x", "centre_y", "width_x", "width_y", "sparsity")
@@ -144,9 +157,9 @@ def mmd2_poly(x: np.ndarray, y: np.ndarray) -> float:
 
 
 def kpd(x: np.ndarray, y: np.ndarray, rng: np.random.Generator, n_batches: int = 10, batch_size: int = 5000) -> tuple[float, float]:
-    """KPD: median of :func:`mmd2_poly` over batches, and half the interquartile range (module doc)."""
+    """KPD: median of :func:`mmd2_poly` over batches drawn with replacement, and half the interquartile range (module doc)."""
     bs = min(batch_size, len(x), len(y))
-    vals = [mmd2_poly(x[rng.choice(len(x), bs, replace=False)], y[rng.choice(len(y), bs, replace=False)]) for _ in range(n_batches)]
+    vals = [mmd2_poly(x[rng.choice(len(x), bs)], y[rng.choice(len(y), bs)]) for _ in range(n_batches)]
     q1, med, q3 = np.percentile(vals, [25, 50, 75])
     return float(med), float(0.5 * (q3 - q1))
 
@@ -213,3 +226,121 @@ def published(dataset: str = "ds1_photons") -> list[dict[str, Any]]:
         rows = [r for r in csv.DictReader(f) if r["dataset"] == dataset]
     text = ("dataset", "submission")
     return [{k: v if k in text else (float(v) if v else math.nan) for k, v in r.items()} for r in rows]
+
+
+def histogram(values: np.ndarray, edges: np.ndarray) -> hist.Hist:
+    h = hist.Hist(hist.axis.Variable(edges), storage=hist.storage.Weight())
+    h.fill(np.clip(values, edges[0], edges[-1] * (1 - 1e-12) if edges[-1] > 0 else edges[-1] - 1e-12))
+    return h
+
+
+def feature_plots(ref: Mapping[str, np.ndarray], gen: Mapping[str, np.ndarray], ref_vox: np.ndarray, gen_vox: np.ndarray,
+                  geometry: Geometry, threshold_mev: float, paths: Mapping[str, str | os.PathLike[str]], bins: int) -> None:
+    """Reference and surrogate histograms of every high-level feature (three figures) and of the voxel spectrum."""
+    ids = geometry.layer_ids
+    alpha_ids = [ids[i] for i in geometry.alpha_layers]
+
+    def pair(a: np.ndarray, b: np.ndarray, log: bool = False) -> dict[str, hist.Hist]:
+        edges = feature_bins(a, bins, log)
+        return {"reference": histogram(a, edges), "surrogate": histogram(b, edges)}
+
+    energy = {r"$E_{tot}/E_{inc}$": pair(ref["etot_einc"], gen["etot_einc"])}
+    energy.update({f"$E$ layer {lid} [MeV]": pair(ref["layer_energy"][:, i], gen["layer_energy"][:, i], True) for i, lid in enumerate(ids)})
+    shape = {}
+    for key, label in (("centre", "centre"), ("width", "width")):
+        for c in ("x", "y"):
+            for j, lid in enumerate(alpha_ids):
+                shape[f"{label} {c} layer {lid} [mm]"] = pair(ref[f"{key}_{c}"][:, j], gen[f"{key}_{c}"][:, j])
+    sparse = {f"sparsity layer {lid}": pair(ref["sparsity"][:, i], gen["sparsity"][:, i]) for i, lid in enumerate(ids)}
+    sparse["voxel energy [MeV]"] = pair(ref_vox[ref_vox > threshold_mev], gen_vox[gen_vox > threshold_mev], True)
+    plotting.panels(energy, paths["energy_plot"], "layer energies")
+    plotting.panels(shape, paths["shape_plot"], "energy-weighted centres and widths")
+    plotting.panels(sparse, paths["sparsity_plot"], "sparsity and voxel spectrum")
+
+
+def published_plot(ours: Mapping[str, float], path: str | os.PathLike[str], dataset: str = "ds1_photons") -> None:
+    """Our AUCs, FPD and time per shower beside the published CaloChallenge entries of ``dataset``."""
+    rows = published(dataset)
+    panels = (("auc_low", "cls-low AUC"), ("auc_high", "cls-high AUC"), ("fpd_x1e3", r"FPD $\times 10^3$"),
+              ("time_cpu_batch10000_ms", "CPU ms / shower (batch 10 000)"))
+    fig, axes = plotting.plt.subplots(1, len(panels), figsize=(7 * len(panels), 9), sharey=True)
+    names = [r["submission"] for r in rows] + ["lhcchain (this run)"]
+    y = np.arange(len(names))
+    for ax, (key, label) in zip(axes, panels):
+        vals = [r[key] for r in rows] + [ours.get(key, math.nan)]
+        colours = ["tab:grey"] * len(rows) + ["tab:red"]
+        ax.barh(y, np.nan_to_num(vals, nan=0.0), color=colours)
+        ax.set_xlabel(label, fontsize=16)
+        if key.startswith(("fpd", "time")):
+            ax.set_xscale("log")
+    axes[0].set_yticks(y, names, fontsize=12)
+    fig.suptitle(f"CaloChallenge 2022 {dataset} (published, each on its own hardware; ours against the GFLASH reference)", fontsize=16)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plotting.plt.close(fig)
+
+
+def reference_time_per_shower(reference_settings: Mapping[str, Any], geometry: Geometry, n: int, seed: int) -> float:
+    """Milliseconds per shower of the reference simulation for ``n`` showers with the dataset's energies."""
+    s = resolve_settings(reference_settings, geometry)
+    rng = np.random.default_rng(seed)
+    energies = incident_energies(n, s, rng)
+    start = time.perf_counter()
+    simulate(energies, geometry, s, rng)
+    return 1e3 * (time.perf_counter() - start) / n
+
+
+def evaluate(reference: str | os.PathLike[str], generated: str | os.PathLike[str], outputs: Mapping[str, str | os.PathLike[str]],
+             settings: Mapping[str, Any], *, binning: str, threshold_mev: float, energy_model: str | os.PathLike[str],
+             shower_model: str | os.PathLike[str], sampling: Mapping[str, Any], reference_settings: Mapping[str, Any],
+             device: str = "auto", threads: int = 1, seed: int = 0) -> dict[str, Any]:
+    """The CaloChallenge evaluation of ``generated`` against the held-out ``reference`` (module doc): writes
+    ``outputs['metrics']`` and the figures ``energy_plot``, ``shape_plot``, ``sparsity_plot``, ``published_plot``.
+    ``settings``: ``bins``, ``max_showers``, ``classifier`` (settings of the density-ratio classifier),
+    ``timing_batch_sizes``, ``reference_timing_showers``."""
+    geometry = load_geometry(binning)
+    n_max = settings.get("max_showers")
+    ref, gen = read_showers(reference, geometry, n_max), read_showers(generated, geometry, n_max)
+    if len(ref) < 10 or len(gen) < 10:
+        raise InputError(f"{reference}, {generated}: need at least 10 showers each, got {len(ref)} and {len(gen)}")
+    rng = np.random.default_rng(seed)
+    f_ref, f_gen = high_level_features(ref, geometry, threshold_mev), high_level_features(gen, geometry, threshold_mev)
+    bins = int(settings["bins"])
+    sep = separation_powers(f_ref, f_gen, bins)
+    sep["mean"]["voxel_spectrum"] = voxel_spectrum_separation(ref.voxels, gen.voxels, threshold_mev, bins)
+    high_ref, high_gen = (classifier_features(s, f, geometry, "cls-high") for s, f in ((ref, f_ref), (gen, f_gen)))
+    mu, sd = high_ref.mean(0), np.where(high_ref.std(0) > 0, high_ref.std(0), 1.0)
+    fpd_val, fpd_err = fpd((high_ref - mu) / sd, (high_gen - mu) / sd, rng)
+    kpd_val, kpd_err = kpd((high_ref - mu) / sd, (high_gen - mu) / sd, rng)
+    select_device(device, threads)
+    cls = {}
+    for test in CLASSIFIER_TESTS:
+        a = classifier_features(ref, f_ref, geometry, test)
+        b = classifier_features(gen, f_gen, geometry, test)
+        cls[test.replace("-", "_")] = classifier_test(a, b, settings["classifier"], seed)
+        log.info("%s: AUC %.4f +- %.4f, JSD %.4f bits", test, cls[test.replace("-", "_")]["auc"], cls[test.replace("-", "_")]["auc_err"],
+                 cls[test.replace("-", "_")]["jsd_bits"])
+    model = Surrogate(energy_model, shower_model, torch.device("cpu"), sampling["solver"], int(sampling["steps"]))
+    energies = ref.energy
+    batch_sizes = tuple(int(b) for b in settings["timing_batch_sizes"])
+    times = time_per_shower(lambda n: model.sample(np.resize(energies, n)), batch_sizes)
+    ref_ms = reference_time_per_shower(reference_settings, geometry, int(settings["reference_timing_showers"]), seed)
+    largest = f"batch{max(batch_sizes)}"
+    metrics = {
+        "n_reference": len(ref), "n_generated": len(gen),
+        "classifier": cls,
+        "fpd_x1e3": 1e3 * fpd_val, "fpd_x1e3_err": 1e3 * fpd_err, "kpd_x1e3": 1e3 * kpd_val, "kpd_x1e3_err": 1e3 * kpd_err,
+        "separation_power_mean": sep["mean"], "separation_power": sep["per_feature"],
+        "time_per_shower_ms": times, "reference_time_per_shower_ms": ref_ms,
+        "speedup_vs_reference": ref_ms / times[largest], "speedup_vs_geant4": GEANT4_MS / times[largest],
+        "timing_device": "cpu", "timing_threads": torch.get_num_threads(),
+    }
+    ours = {"auc_low": cls["cls_low"]["auc"], "auc_high": cls["cls_high"]["auc"], "fpd_x1e3": metrics["fpd_x1e3"],
+            "time_cpu_batch10000_ms": times.get("batch10000", math.nan)}
+    keys = ("metrics", "energy_plot", "shape_plot", "sparsity_plot", "published_plot")
+    with staged_outputs(*(outputs[k] for k in keys)) as staged:
+        tmp = dict(zip(keys, staged))
+        write_json(tmp["metrics"], metrics)
+        feature_plots(f_ref, f_gen, ref.voxels, gen.voxels, geometry, threshold_mev, tmp, bins)
+        published_plot(ours, tmp["published_plot"])
+    return metrics

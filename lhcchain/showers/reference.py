@@ -31,8 +31,9 @@ Per shower, vectorised over showers:
    ``p = (2.632 - 0.00094 Z) exp(v - exp(v))``, ``v = (0.401 + 0.00187 Z - tau) / (1.313 - 0.0686 ln E)``;
    a sampling calorimeter adds ``-0.0203 (1 - ehat) + 0.0397 exp(-tau) / F_S`` to R_C,
    ``-0.14 (1 - ehat) - 0.495 exp(-tau) / F_S`` to R_T and
-   ``(1 - ehat)(0.348 - 0.642 exp(-(tau - 1)^2) / F_S)`` to p. Each spot's radius is drawn by
-   inverting ``F(r) = r^2 / (r^2 + R^2)`` of the chosen component; its angle is uniform.
+   ``(1 - ehat)(0.348 - 0.642 exp(-(tau - 1)^2) / F_S)`` to p. Spots have a uniform angle, so a
+   voxel's probability is the radial CDF ``p r^2/(r^2 + R_C^2) + (1 - p) r^2/(r^2 + R_T^2)`` integrated over
+   its radial bin, divided by the number of angular bins.
 4. **Sampling**: the effective medium of absorber (p) and active (a) layers of thicknesses d_p, d_a
    (Grindhammer and Peters section 4): volume fractions V_i, ``1/X0 = sum V_i / X0_i``,
    ``E_c = X0 sum V_i E_c,i / X0_i``, ``1/R_M = sum V_i / R_M,i``, ``Z = sum w_i Z_i`` (mass fractions w_i),
@@ -41,8 +42,11 @@ Per shower, vectorised over showers:
    with S the minimum-ionising stopping powers; each spot's visible energy fluctuates by a Gamma
    factor of mean 1 whose shape gives the total visible energy the relative spread
    ``sampling_term / sqrt(E / GeV)`` (the calorimeter's stochastic term).
-5. **Read-out**: spots are binned into the voxels of the binning (spots beyond a layer's last radial
-   edge are lost), and voxels below ``threshold_mev`` are set to 0.
+5. **Read-out**: the spots of a layer fall into its voxels by one multinomial draw with these
+   probabilities (spots beyond the last radial edge are lost), and a voxel hit by n spots gets the
+   visible energy ``e_spot Gamma(n k, 1 / k)``, the sum of its spots' fluctuations: the same
+   distribution as drawing spot by spot, at a cost independent of the number of spots. Voxels below
+   ``threshold_mev`` are set to 0.
 
 ``homogeneous: true`` uses the active material alone and no sampling corrections (f = 1, but the
 same stochastic term).
@@ -62,7 +66,7 @@ from scipy.special import gammainc
 
 from ..errors import InputError
 from ..io import Progress
-from .geometry import Geometry
+from .geometry import Geometry, load_geometry
 from .io import Showers, write_showers
 
 log = logging.getLogger("lhcchain.showers")
@@ -79,7 +83,7 @@ RAD = {"rc": (0.0251, 0.00319, 0.1162, -0.000381), "rt": (0.659, -0.00309, 0.645
        "wc": (2.632, -0.00094, 0.401, 0.00187, 1.313, -0.0686)}
 
 MATERIAL_KEYS = ("Z", "density_g_cm3", "x0_mm", "critical_energy_mev", "moliere_radius_mm", "dedx_mip_mev_cm", "thickness_mm")
-SETTING_KEYS = ("binning", "energies", "e_min_mev", "e_max_mev", "threshold_mev", "homogeneous", "sampling_term",
+SETTING_KEYS = ("energies", "e_min_mev", "e_max_mev", "threshold_mev", "homogeneous", "sampling_term",
                 "absorber", "active", "layer_depths_x0")
 OPTIONAL_KEYS = {"chunk": 500, "n_train": None, "n_test": None}  # the counts are read by the stage's rules
 
@@ -239,30 +243,25 @@ def simulate(energy_mev: np.ndarray, geometry: Geometry, settings: Mapping[str, 
     k = sum_e2 / np.maximum(rel_var * layer_e.sum(1) ** 2, 1e-300)
     r_c, r_t, p_core = radial_parameters(e_gev[:, None], mean_depth / t_max[:, None], med)
     out = np.zeros((n, geometry.n_voxels), dtype=np.float64)
-    bounds = geometry.bounds
     for li, layer in enumerate(geometry.layers):
-        counts = n_spots[:, li]
-        shower = np.repeat(np.arange(n), counts)
-        if shower.size == 0:
-            continue
-        e = spot_e[shower, li] * rng.gamma(k[shower], 1.0 / k[shower])
-        core = rng.random(shower.size) < p_core[shower, li]
-        radius = np.where(core, r_c[shower, li], r_t[shower, li]) * med.moliere_radius_mm
-        u = rng.random(shower.size)
-        r = radius * np.sqrt(u / (1.0 - u))
-        phi = rng.uniform(-math.pi, math.pi, shower.size)
-        r_bin = np.searchsorted(layer.r_edges, r, side="right") - 1
-        a_bin = np.minimum(((phi + math.pi) / (2 * math.pi) * layer.n_alpha).astype(np.int64), layer.n_alpha - 1)
-        inside = r_bin < layer.n_r
-        flat = shower[inside] * geometry.n_voxels + bounds[li] + a_bin[inside] * layer.n_r + r_bin[inside]
-        out.ravel()[:] += np.bincount(flat, weights=e[inside], minlength=out.size)
+        # radial CDF F(r) = p r^2/(r^2 + R_C^2) + (1 - p) r^2/(r^2 + R_T^2) at the layer's edges (mm)
+        r2 = (layer.r_edges[None, :] / med.moliere_radius_mm) ** 2
+        cdf = p_core[:, li, None] * r2 / (r2 + r_c[:, li, None] ** 2) + (1 - p_core[:, li, None]) * r2 / (r2 + r_t[:, li, None] ** 2)
+        p_voxel = np.tile(np.diff(cdf, axis=1) / layer.n_alpha, layer.n_alpha)  # angular bin, then radial bin
+        p_all = np.concatenate([p_voxel, np.clip(1.0 - cdf[:, -1:], 0.0, 1.0)], 1)  # last: beyond the outer edge
+        hits = rng.multinomial(n_spots[:, li], p_all / p_all.sum(1, keepdims=True))[:, :-1]
+        # the sum of n spots' Gamma(k, 1/k) factors is Gamma(n k, 1/k)
+        e = rng.standard_gamma(hits * k[:, None]) / k[:, None] * spot_e[:, li, None]
+        out[:, geometry.bounds[li]:geometry.bounds[li + 1]] = e
     out[out < float(settings["threshold_mev"])] = 0.0
     return out.astype(np.float32)
 
 
-def make_reference(path: str | os.PathLike[str], n_showers: int, geometry: Geometry, settings: Mapping[str, Any],
+def make_reference(path: str | os.PathLike[str], n_showers: int, binning: str, settings: Mapping[str, Any],
                    seed: int) -> dict[str, Any]:
-    """Simulate ``n_showers`` reference showers (seeded) and write them as a CaloChallenge file; returns a summary."""
+    """Simulate ``n_showers`` reference showers (seeded) in the voxels of ``binning`` and write them as a
+    CaloChallenge file; returns a summary."""
+    geometry = load_geometry(binning)
     s = resolve_settings(settings, geometry)
     if int(n_showers) < 1:
         raise InputError(f"showers.reference: number of showers must be >= 1, got {n_showers}")

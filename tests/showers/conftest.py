@@ -12,5 +12,6 @@ from ..conftest import ROOT
 
 @pytest.fixture(scope="session")
 def reference_settings() -> dict[str, Any]:
-    """``showers.reference`` of the default config."""
-    return yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["showers"]["reference"]
+    """``showers.reference`` of the default config with the stage's ``threshold_mev``."""
+    showers = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["showers"]
+    return {**showers["reference"], "threshold_mev": showers["threshold_mev"]}

@@ -101,7 +101,7 @@ def test_missing_layer_depth(reference_settings) -> None:
 def test_make_reference_writes_a_challenge_file(reference_settings, tmp_path) -> None:
     from lhcchain.showers.io import read_showers
     geo = load_geometry("1_photons")
-    summary = make_reference(tmp_path / "ref.h5", 30, geo, reference_settings, seed=2)
+    summary = make_reference(tmp_path / "ref.h5", 30, "1_photons", reference_settings, seed=2)
     back = read_showers(tmp_path / "ref.h5", geo)
     assert len(back) == 30 and summary["n_voxels"] == 368
     assert summary["mean_etot_over_einc"] == pytest.approx(float((back.voxels.sum(1) / back.energy).mean()), rel=1e-5)
