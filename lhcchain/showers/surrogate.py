@@ -236,7 +236,7 @@ class Surrogate:
             except Exception as exc:
                 raise InputError(f"{path}: not a readable shower-surrogate checkpoint: {type(exc).__name__}: {exc}") from exc
             if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT or ckpt.get("part") != part:
-                raise InputError(f"{path}: not a {part} checkpoint of format {FORMAT!r}")
+                raise InputError(f"{path}: not the {part} network of a shower surrogate (checkpoint format {FORMAT!r})")
             net = network(ckpt["settings"], ckpt["dim"], ckpt["n_cond"]).to(device)
             net.load_state_dict(ckpt["model"])
             net.eval()
