@@ -317,9 +317,8 @@ def evaluate(reference: str | os.PathLike[str], generated: str | os.PathLike[str
     for test in CLASSIFIER_TESTS:
         a = classifier_features(ref, f_ref, geometry, test)
         b = classifier_features(gen, f_gen, geometry, test)
-        cls[test.replace("-", "_")] = classifier_test(a, b, settings["classifier"], seed)
-        log.info("%s: AUC %.4f +- %.4f, JSD %.4f bits", test, cls[test.replace("-", "_")]["auc"], cls[test.replace("-", "_")]["auc_err"],
-                 cls[test.replace("-", "_")]["jsd_bits"])
+        result = cls[test.replace("-", "_")] = classifier_test(a, b, settings["classifier"], seed)
+        log.info("%s: AUC %.4f +- %.4f, JSD %.4f bits", test, result["auc"], result["auc_err"], result["jsd_bits"])
     model = Surrogate(energy_model, shower_model, torch.device("cpu"), sampling["solver"], int(sampling["steps"]))
     energies = ref.energy
     batch_sizes = tuple(int(b) for b in settings["timing_batch_sizes"])

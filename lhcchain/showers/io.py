@@ -32,9 +32,6 @@ class Showers:
     def __len__(self) -> int:
         return len(self.energy)
 
-    def subset(self, index: np.ndarray | slice) -> Showers:
-        return Showers(self.energy[index], self.voxels[index], self.source)
-
 
 def read_showers(path: str | os.PathLike[str], geometry: Geometry, max_showers: int | None = None) -> Showers:
     """Read a CaloChallenge file, checking its keys, shapes, voxel count against ``geometry`` and signs."""

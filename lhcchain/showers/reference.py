@@ -54,7 +54,6 @@ same stochastic term).
 
 from __future__ import annotations
 
-import logging
 import math
 import os
 from collections.abc import Mapping
@@ -68,8 +67,6 @@ from ..errors import InputError
 from ..io import Progress
 from .geometry import Geometry, load_geometry
 from .io import Showers, write_showers
-
-log = logging.getLogger("lhcchain.showers")
 
 ALPHA_MIN = 1.2  # profiles with alpha <= ALPHA_MIN (no clear maximum, depth ~ T / (alpha - 1)) are redrawn
 
