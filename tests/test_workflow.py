@@ -64,6 +64,7 @@ def test_cluster_profile_dry_run(project: Path, profile: str) -> None:
     assert jobs["symbolic_data"] == jobs["symbolic_regression"] == jobs["symbolic_evaluate"] == 1
     assert jobs["reweight_train"] == jobs["reweight_evaluate"] == 2
     assert jobs["unfold_ibu"] == jobs["unfold_omnifold"] == jobs["unfold_cinn"] == jobs["unfold_icinn"] == jobs["unfold_evaluate"] == 1
+    assert jobs["shower_reference"] == jobs["train_showers"] == 2 and jobs["sample_showers"] == jobs["evaluate_showers"] == 1
 
 
 def external_amplitudes(project: Path) -> Path:
@@ -141,6 +142,13 @@ def test_end_to_end_outputs(e2e: Path) -> None:
     # the 1 GeV statement is checked on the default config (see README).
     peak = json.loads((e2e / "results/data/nominal/metrics.json").read_text())["mll_peak"]["particle"]
     assert abs(peak["mean"] - Z_MASS) < 3 * peak["mean_err"] + 1.0
+    showers = json.loads((e2e / "results/showers/metrics.json").read_text())
+    assert showers["n_reference"] == showers["n_generated"] == cfg["showers"]["reference"]["n_test"]
+    assert set(showers["classifier"]) == {"cls_low", "cls_low_normed", "cls_high"}
+    assert all(0.0 <= c["auc"] <= 1.0 for c in showers["classifier"].values())
+    assert set(showers["time_per_shower_ms"]) == {"batch1", "batch10"} and showers["speedup_vs_geant4"] > 0
+    for fig in ("energy", "shape", "sparsity", "published"):
+        assert (e2e / f"results/showers/{fig}.png").stat().st_size > 0
 
 
 def test_every_rule_stays_under_4_gb(e2e: Path) -> None:

@@ -1,0 +1,41 @@
+"""Stage ``showers``: calorimeter showers in the CaloChallenge format.
+
+* :mod:`.geometry`: voxel binnings from the challenge's XML files;
+* :mod:`.io`: CaloChallenge HDF5 files;
+* :mod:`.reference`: GFLASH-style parametrised electromagnetic showers (the reference simulation);
+* :mod:`.surrogate`: the CaloDREAM-style shower surrogate (energy and shower networks);
+* :mod:`.evaluate`: the challenge's high-level features, separation powers, FPD/KPD, classifier tests, timing.
+
+Rule helpers (no Snakemake import): :func:`data_files` and :func:`sources`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ..config import stage_sources
+from ..errors import InputError
+
+PACKAGE = Path(__file__).resolve().parents[1]
+SPLITS = ("train", "test")
+
+
+def data_files(config: Mapping[str, Any]) -> dict[str, str]:
+    """The training and held-out CaloChallenge files: ``showers.data.files`` ([train, test]) when given,
+    else the reference simulation's ``results/showers/reference/{train,test}.h5``."""
+    files = list(config["showers"]["data"]["files"])
+    if not files:
+        return {split: f"results/showers/reference/{split}.h5" for split in SPLITS}
+    if len(files) != 2:
+        raise InputError(f"config: showers.data.files must list [train, test] CaloChallenge files, got {files}")
+    return dict(zip(SPLITS, files))
+
+
+def sources() -> list[str]:
+    """lhcchain files the stage runs: showers, generate (models), reweight (the classifier), the training
+    loop, network blocks, package data and the shared modules."""
+    extra = [PACKAGE / "training.py", PACKAGE / "nn.py", PACKAGE / "data" / "__init__.py",
+             *sorted((PACKAGE / "data" / "calochallenge").glob("*.*"))]
+    return sorted(set(stage_sources("showers", "generate", "reweight")) | {str(p) for p in extra})
