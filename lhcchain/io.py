@@ -16,7 +16,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -122,3 +122,21 @@ def setup_logging(logfile: str | os.PathLike[str] | None = None) -> None:
     if logfile:
         handlers.append(logging.FileHandler(logfile, mode="w"))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s", handlers=handlers, force=True)
+
+
+def read_parquet_columns(path: str | os.PathLike[str], columns: Sequence[str], expected: str,
+                         optional: Sequence[str] = ()) -> Any:
+    """A pyarrow table of ``columns``, plus those of ``optional`` that the file has, from the parquet
+    file ``path``. An unreadable file or missing columns raise InputError naming the file, the columns
+    and ``expected`` (what the file should be)."""
+    import pyarrow.parquet as pq
+
+    try:
+        names = pq.read_schema(path).names
+    except Exception as exc:  # pyarrow raises several types for damaged files
+        raise InputError(f"{path}: not a readable parquet file ({type(exc).__name__}: {exc})") from exc
+    lacking = [c for c in columns if c not in names]
+    if lacking:
+        more = f" and {len(lacking) - 8} more" if len(lacking) > 8 else ""
+        raise InputError(f"{path}: lacks columns {lacking[:8]}{more} ({expected})")
+    return pq.read_table(path, columns=list(dict.fromkeys([*columns, *(c for c in optional if c in names)])))

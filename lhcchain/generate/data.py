@@ -35,11 +35,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow.parquet as pq
 import torch
 import vector
 
 from ..errors import InputError
+from ..io import read_parquet_columns
 from ..physics.phasespace import BreitWigner
 
 LEPTON_MASS = {11: 0.000511, 13: 0.1056584, 15: 1.77686}  # GeV, by |pdgId|
@@ -115,15 +115,7 @@ def read_columns(path: str | os.PathLike[str], level: str, max_jets: int,
     cols = needed_columns(level, max_jets)
     if p.name.endswith((".lhe", ".lhe.gz", ".lhef")):
         return _lhe_columns(p, level, max_jets, selection)
-    try:
-        names = pq.read_schema(p).names
-    except Exception as exc:  # pyarrow raises several types for damaged files
-        raise InputError(f"file {p} is not a readable parquet file: {type(exc).__name__}: {exc}") from exc
-    missing = [c for c in cols if c not in names]
-    if missing:
-        raise InputError(f"file {p}: column {missing[0]!r} is missing (needed for level {level!r}"
-                         + (f"; {len(missing) - 1} more: {missing[1:5]})" if len(missing) > 1 else ")"))
-    table = pq.read_table(p, columns=cols + (["weight"] if "weight" in names else []))
+    table = read_parquet_columns(p, cols, f"a prepared sample with level {level!r}", optional=["weight"])
     out = {c: table.column(c).to_numpy(zero_copy_only=False) for c in table.column_names}
     out.setdefault("weight", np.ones(table.num_rows))
     return out

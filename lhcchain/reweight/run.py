@@ -48,7 +48,7 @@ from .. import plotting
 from ..device import select_device
 from ..errors import InputError
 from ..generate.evaluate import read_json
-from ..io import derive_seed, staged_outputs, write_json
+from ..io import derive_seed, read_parquet_columns, staged_outputs, write_json
 from ..prepare.selection import feature_unit
 from . import closure
 from .classifier import cross_fit, density_ratio, fold_auc, resolve_classifier, two_sample_auc
@@ -98,14 +98,7 @@ def load_sample(name: str, paths: Sequence[str | os.PathLike[str]], level: str, 
     cols = ["file_index", "entry", "run", "event", "weight", f"{level}_pass", f"{level}_n_jets", *(f"{level}_{f}" for f in features)]
     cols = list(dict.fromkeys(cols))
     for path in paths:
-        try:
-            names = pq.read_schema(path).names
-        except (OSError, pa.ArrowInvalid) as exc:
-            raise InputError(f"{path}: not a readable parquet file: {exc}") from exc
-        lacking = [c for c in cols if c not in names]
-        if lacking:
-            raise InputError(f"{path}: sample {name!r} lacks columns {lacking} (a prepared sample with level {level!r} expected)")
-        t = pq.read_table(path, columns=cols)
+        t = read_parquet_columns(path, cols, f"sample {name!r}: a prepared sample with level {level!r}")
         ok = t.column(f"{level}_pass").to_numpy(zero_copy_only=False).astype(bool)
         if n_jets is not None:
             ok &= np.isin(t.column(f"{level}_n_jets").to_numpy(zero_copy_only=False), list(n_jets))

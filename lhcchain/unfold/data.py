@@ -25,10 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from ..errors import InputError
+from ..io import read_parquet_columns
 
 LEVELS = ("particle", "reco")
 SAME_SELECTION = ("levels", "selection", "max_jets")  # metadata.json keys two samples must share
@@ -101,15 +100,8 @@ def load_events(name: str, paths: Sequence[str | os.PathLike[str]], observables:
     parts: dict[str, list[np.ndarray]] = {k: [] for k in ("particle", "reco", "pass_particle", "pass_reco", "weight", "split",
                                                           "raw_particle", "raw_reco")}
     for path in paths:
-        try:
-            names = pq.read_schema(path).names
-        except (OSError, pa.ArrowInvalid) as exc:
-            raise InputError(f"{path}: not a readable parquet file: {exc}") from exc
-        lacking = [c for c in cols if c not in names]
-        if lacking:
-            raise InputError(f"{path}: sample {name!r} lacks columns {lacking} (observables {list(observables)} at particle and reco level "
-                             "of a prepared sample expected)")
-        t = pq.read_table(path, columns=cols)
+        t = read_parquet_columns(path, cols, f"sample {name!r}: observables {list(observables)} at particle and reco level "
+                                 "of a prepared sample")
         w = t.column("weight").to_numpy(zero_copy_only=False).astype(np.float64)
         if not np.isfinite(w).all():
             raise InputError(f"{path}: generator weight {w[~np.isfinite(w)][0]} in row {int(np.flatnonzero(~np.isfinite(w))[0])}")

@@ -57,7 +57,7 @@ def test_missing_and_all_nan_observable(tmp_path):
     data, dm = write_sample(tmp_path, "alt_tune", seed=1)
     with pytest.raises(InputError, match="reco_ptll is NaN in every event"):
         load_input(sim, data, sm, dm, SETTINGS)
-    with pytest.raises(InputError, match=r"lacks columns \['particle_j1_girth', 'reco_j1_girth'\]"):
+    with pytest.raises(InputError, match=r"lacks columns \[.particle_j1_girth., .reco_j1_girth.\]"):
         load_input(sim, data, sm, dm, {**SETTINGS, "observables": [*OBS, "j1_girth"]})
 
 
