@@ -6,13 +6,16 @@
 ``resolve_settings`` lays a settings section over a module's defaults and rejects unknown keys: the
 workflow passes every key from config/config.yaml (a test checks that it names all of them), so the
 modules' defaults serve library callers only and config/config.yaml is the one source for a run.
-``stage_sources`` lists the lhcchain source files a stage runs, which each rule declares as input
-so that a code change reruns exactly the stages that use it.
+``stage_sources`` lists the lhcchain source files a stage runs (its packages and, transitively, every
+lhcchain module they import), which each rule declares as input so that a code change reruns exactly
+the stages that use it.
 """
 
 from __future__ import annotations
 
+import ast
 import copy
+import functools
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -61,12 +64,46 @@ def resolve_settings(settings: Mapping[str, Any] | None, defaults: Mapping[str, 
     return out
 
 
+@functools.cache
+def _lhcchain_imports(path: Path) -> frozenset[Path]:
+    """Files of the lhcchain modules that ``path`` imports anywhere (also inside functions, relative
+    imports resolved, submodules named in a ``lazy_attributes`` table), with the packages' ``__init__.py``."""
+    package = path.relative_to(PACKAGE.parent).parent.parts  # ("lhcchain", "sub") for lhcchain/sub/x.py
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = ".".join([*package[: len(package) - node.level + 1], *([node.module] if node.module else [])]) \
+                if node.level else (node.module or "")
+            names.add(base)
+            names.update(f"{base}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Call) and getattr(node.func, "id", "") == "lazy_attributes":
+            for table in (a for a in node.args if isinstance(a, ast.Dict)):
+                names.update(".".join([*package, v.value]) for v in table.values if isinstance(v, ast.Constant))
+    files: set[Path] = set()
+    for name in names:
+        parts = name.split(".")
+        if parts[0] != "lhcchain":
+            continue
+        for i in range(1, len(parts) + 1):  # importing a.b.c runs a/__init__.py and a/b/__init__.py too
+            base = PACKAGE.parent.joinpath(*parts[:i])
+            files.update(f for f in (base.with_suffix(".py"), base / "__init__.py") if f.is_file())
+    return frozenset(files)
+
+
 def stage_sources(*packages: str) -> list[str]:
-    """Source files of lhcchain sub-packages ``packages`` plus the shared modules, sorted."""
-    files = {PACKAGE / name for name in COMMON}
-    for pkg in packages:
-        files.update((PACKAGE / pkg).glob("*.py"))
-    return sorted(str(f) for f in files)
+    """Source files a stage runs, sorted: the modules of the lhcchain sub-packages ``packages``, the shared
+    modules, and, transitively, every lhcchain module these import (the training loop, network blocks,
+    other stages' modules)."""
+    todo = [PACKAGE / name for name in COMMON] + [f for pkg in packages for f in sorted((PACKAGE / pkg).glob("*.py"))]
+    seen: set[Path] = set()
+    while todo:
+        path = todo.pop()
+        if path not in seen:
+            seen.add(path)
+            todo.extend(_lhcchain_imports(path) - seen)
+    return sorted(str(f) for f in seen)
 
 
 def entry(config: Mapping[str, Any], name: str) -> Mapping[str, Any]:

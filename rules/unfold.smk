@@ -3,10 +3,9 @@
 # results/unfold/{ibu.json, omnifold.{parquet,json}, cinn.{pt,parquet,json}, cinn_calibration.png,
 #                 icinn.{parquet,json}, metrics.json, observables.png}
 
-from lhcchain.config import PACKAGE
 from lhcchain.unfold.settings import unfold_inputs, unfold_methods, unfold_settings
 
-UNFOLD_CODE = stage_sources("unfold", "reweight", "generate", "prepare") + [str(PACKAGE / "training.py")]
+UNFOLD_CODE = stage_sources("unfold")
 UNFOLD_DATA = dict(
     sim=unfold_inputs(config, "sim"),
     data=unfold_inputs(config, "data"),

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from lhcchain.amplitudes.train import DEFAULTS as AMPLITUDES
-from lhcchain.config import amplitude_settings, resolve_settings
+from lhcchain.config import amplitude_settings, resolve_settings, stage_sources
 from lhcchain.errors import InputError
 from lhcchain.generate.evaluate import EVALUATION_DEFAULTS
 from lhcchain.generate.sample import SAMPLING_DEFAULTS
@@ -45,3 +45,18 @@ def test_config_names_every_key(section, defaults):
 def test_resolve_settings_names_the_section_of_a_renamed_key():
     with pytest.raises(InputError, match="generate.sampling: key 'ecm' was renamed to 'sqrt_s'"):
         resolve_settings({"ecm": 1.0}, SAMPLING_DEFAULTS, "generate.sampling")
+
+
+def test_stage_sources_follow_lhcchain_imports():
+    """A rule's code inputs are its packages plus every lhcchain module they import, transitively:
+    a change to the training loop reruns the stages that train, and only those."""
+    def rel(*packages: str) -> set[str]:
+        return {str(Path(f).relative_to(ROOT)) for f in stage_sources(*packages)}
+
+    for stage in ("amplitudes", "generate", "reweight", "unfold", "showers", "symbolic"):
+        assert {"lhcchain/training.py", "lhcchain/nn.py"} <= rel(stage), stage
+    for stage in ("simulate", "prepare"):
+        assert "lhcchain/training.py" not in rel(stage) and "lhcchain/io.py" in rel(stage)
+    assert "lhcchain/generate/models.py" in rel("reweight")  # the classifier's MLP block
+    assert {"lhcchain/physics/kinematics.py", "lhcchain/madnis/events.py"} <= rel("symbolic")
+    assert not any(f.startswith("lhcchain/madnis/") for f in rel("simulate", "prepare"))

@@ -15,10 +15,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..config import stage_sources
+from ..config import PACKAGE, stage_sources
 from ..errors import InputError
 
-PACKAGE = Path(__file__).resolve().parents[1]
 SPLITS = ("train", "test")
 
 
@@ -34,8 +33,6 @@ def data_files(config: Mapping[str, Any]) -> dict[str, str]:
 
 
 def sources() -> list[str]:
-    """lhcchain files the stage runs: showers, generate (models), reweight (the classifier), the training
-    loop, network blocks, package data and the shared modules."""
-    extra = [PACKAGE / "training.py", PACKAGE / "nn.py", PACKAGE / "data" / "__init__.py",
-             *sorted((PACKAGE / "data" / "calochallenge").glob("*.*"))]
-    return sorted(set(stage_sources("showers", "generate", "reweight")) | {str(p) for p in extra})
+    """lhcchain files the stage runs (:func:`lhcchain.config.stage_sources`: its modules and every lhcchain
+    module they import) and the CaloChallenge package data."""
+    return sorted({*stage_sources("showers"), *(str(p) for p in sorted((PACKAGE / "data" / "calochallenge").glob("*.*")))})
