@@ -65,10 +65,13 @@ def resolve_settings(settings: Mapping[str, Any] | None, defaults: Mapping[str, 
 
 
 @functools.cache
-def _lhcchain_imports(path: Path) -> frozenset[Path]:
-    """Files of the lhcchain modules that ``path`` imports anywhere (also inside functions, relative
-    imports resolved, submodules named in a ``lazy_attributes`` table), with the packages' ``__init__.py``."""
-    package = path.relative_to(PACKAGE.parent).parent.parts  # ("lhcchain", "sub") for lhcchain/sub/x.py
+def imported_modules(path: Path) -> frozenset[str]:
+    """Absolute names of the modules a Python file imports anywhere (also inside functions), relative
+    imports resolved against its package (lhcchain files: their folder under the repository), plus
+    ``package.name`` for each ``from package import name`` and the submodules named in a
+    ``lazy_attributes`` table."""
+    path = Path(path).resolve()
+    package = path.relative_to(PACKAGE.parent).parent.parts if path.is_relative_to(PACKAGE.parent) else ()
     names: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
@@ -81,15 +84,17 @@ def _lhcchain_imports(path: Path) -> frozenset[Path]:
         elif isinstance(node, ast.Call) and getattr(node.func, "id", "") == "lazy_attributes":
             for table in (a for a in node.args if isinstance(a, ast.Dict)):
                 names.update(".".join([*package, v.value]) for v in table.values if isinstance(v, ast.Constant))
-    files: set[Path] = set()
-    for name in names:
-        parts = name.split(".")
-        if parts[0] != "lhcchain":
-            continue
-        for i in range(1, len(parts) + 1):  # importing a.b.c runs a/__init__.py and a/b/__init__.py too
-            base = PACKAGE.parent.joinpath(*parts[:i])
-            files.update(f for f in (base.with_suffix(".py"), base / "__init__.py") if f.is_file())
-    return frozenset(files)
+    return frozenset(names)
+
+
+def lhcchain_files(module: str) -> list[Path]:
+    """The files that importing the lhcchain module ``module`` runs: it and its packages' ``__init__.py``."""
+    parts = module.split(".")
+    files = []
+    for i in range(1, len(parts) + 1):
+        base = PACKAGE.parent.joinpath(*parts[:i])
+        files.extend(f for f in (base.with_suffix(".py"), base / "__init__.py") if f.is_file())
+    return files if parts[0] == "lhcchain" else []
 
 
 def stage_sources(*packages: str) -> list[str]:
@@ -102,7 +107,7 @@ def stage_sources(*packages: str) -> list[str]:
         path = todo.pop()
         if path not in seen:
             seen.add(path)
-            todo.extend(_lhcchain_imports(path) - seen)
+            todo.extend(f for m in imported_modules(path) for f in lhcchain_files(m) if f not in seen)
     return sorted(str(f) for f in seen)
 
 

@@ -8,7 +8,6 @@ pyproject.toml with the same version bounds.
 
 from __future__ import annotations
 
-import ast
 import re
 import sys
 import tomllib
@@ -17,6 +16,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from lhcchain.config import imported_modules, lhcchain_files
 
 from .conftest import ROOT
 
@@ -53,39 +54,8 @@ def env_requirements(stage: str) -> dict[str, str]:
     return reqs
 
 
-def module_file(module: str) -> Path | None:
-    """Source file of an lhcchain module (a package's __init__.py), or None."""
-    base = ROOT / Path(*module.split("."))
-    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def imported_modules(path: Path, package: str) -> set[str]:
-    """Absolute names of the modules ``path`` imports anywhere (relative imports resolved against ``package``),
-    plus the submodules named in a ``lazy_attributes`` table."""
-    tree = ast.parse(path.read_text())
-    found: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                parts = package.split(".")[: len(package.split(".")) - node.level + 1]
-                base = ".".join([*parts, base] if base else parts)
-            found.add(base)
-            found.update(f"{base}.{alias.name}" for alias in node.names)  # `from pkg import submodule`
-        elif isinstance(node, ast.Call) and getattr(node.func, "id", "") == "lazy_attributes":
-            table = next((a for a in node.args if isinstance(a, ast.Dict)), None)
-            if table is not None:
-                found.update(f"{package}.{v.value}" for v in table.values if isinstance(v, ast.Constant))
-    return found
-
-
 def third_party_imports(stage: str) -> set[str]:
-    """Top-level third-party modules reachable from the stage's scripts."""
+    """Top-level third-party modules reachable from the stage's scripts (through lhcchain's own imports)."""
     todo = [p for p in (ROOT / "scripts").glob("*.py") if p.stem == stage or p.stem.startswith(f"{stage}_")]
     assert todo, f"no scripts for stage {stage}"
     seen: set[Path] = set()
@@ -95,16 +65,10 @@ def third_party_imports(stage: str) -> set[str]:
         if path in seen:
             continue
         seen.add(path)
-        rel = path.relative_to(ROOT).with_suffix("")
-        package = ".".join(rel.parts[:-1])  # a/b/c.py and a/b/__init__.py both resolve relative imports in a.b
-        for module in imported_modules(path, package):
+        for module in imported_modules(path):
             top = module.split(".")[0]
             if top == "lhcchain":
-                parts = module.split(".")
-                for i in range(1, len(parts) + 1):  # importing a.b.c runs a/__init__, a/b/__init__ too
-                    f = module_file(".".join(parts[:i]))
-                    if f is not None and f not in seen:
-                        todo.append(f)
+                todo.extend(lhcchain_files(module))
             elif top and top not in sys.stdlib_module_names and top != "__future__":
                 outside.add(top)
     return outside
