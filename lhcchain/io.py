@@ -34,6 +34,13 @@ def derive_seed(*parts: object, modulus: int = 900_000_000) -> int:
     return int.from_bytes(digest[:8], "little") % modulus + 1
 
 
+def require_outputs(outputs: Mapping[str, Any], keys: Sequence[str], step: str) -> None:
+    """Raise ValueError (a wiring error, not bad input) when ``outputs`` lacks a path for any of ``keys``."""
+    missing = [k for k in keys if k not in outputs]
+    if missing:
+        raise ValueError(f"{step} needs output paths for {missing}")
+
+
 @contextlib.contextmanager
 def staged_outputs(*destinations: str | os.PathLike[str]) -> Iterator[list[Path]]:
     """Yield scratch paths for ``destinations``; move them into place only if the block succeeds.

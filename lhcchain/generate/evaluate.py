@@ -47,7 +47,7 @@ from .. import plotting
 from ..config import resolve_settings
 from ..device import select_device
 from ..errors import InputError
-from ..io import staged_outputs, write_json
+from ..io import require_outputs, staged_outputs, write_json
 from ..reweight.classifier import CLASSIFIER_DEFAULTS, resolve_classifier, two_sample_auc
 from ..stats import fit_peak
 from .data import Events, Transform, build_events, load_events, read_columns, to_columns
@@ -291,9 +291,7 @@ def evaluate(generated: str | os.PathLike[str], truth: str | os.PathLike[str], c
     level, mult, max_jets = ckpt["level"], list(ckpt["multiplicities"]), int(ckpt["max_jets"])
     transform = Transform.from_state(ckpt["transform"])
     keys = ["metrics", "classifier_plot", "mll_plot", *(f"hist_{m}j" for m in mult)]
-    missing = [k for k in keys if k not in outputs]
-    if missing:
-        raise ValueError(f"evaluate needs output paths for {missing}")
+    require_outputs(outputs, keys, "evaluate")
     tru = load_events(truth, level, mult, max_jets, ckpt.get("selection"))
     gen_cols = read_columns(generated, level, max_jets)
     gen = build_events(gen_cols, level, mult, str(generated))

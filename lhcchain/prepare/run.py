@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 
 from .. import plotting
 from ..errors import InputError
-from ..io import Progress, staged_outputs, write_json
+from ..io import Progress, require_outputs, staged_outputs, write_json
 from ..stats import core_width, fit_peak
 from .flat import flat_map, iterate_flat
 from .readers import detect_format, iterate_events
@@ -84,9 +84,7 @@ def prepare(
     ``selection``, optional ``format``; with ``format: flat`` also ``tree`` and ``branches``, see
     :mod:`lhcchain.prepare.flat`). Returns the metrics written to ``outputs['metrics']``.
     """
-    missing = [k for k in OUTPUTS if k not in outputs]
-    if missing:
-        raise ValueError(f"prepare needs output paths for {missing}")
+    require_outputs(outputs, OUTPUTS, "prepare")
     levels = list(cfg["levels"])
     sel, max_jets, max_photons = cfg["selection"], int(cfg["max_jets"]), int(cfg["max_photons"])
     fractions = [float(cfg["split"][s]) for s in SPLITS]

@@ -48,7 +48,7 @@ from .. import plotting
 from ..device import select_device
 from ..errors import InputError
 from ..generate.evaluate import read_json
-from ..io import derive_seed, read_parquet_columns, staged_outputs, write_json
+from ..io import derive_seed, read_parquet_columns, require_outputs, staged_outputs, write_json
 from ..prepare.selection import feature_unit
 from . import closure
 from .classifier import cross_fit, density_ratio, fold_auc, resolve_classifier, two_sample_auc
@@ -153,9 +153,7 @@ def train(pair: str, source: Sequence[str | os.PathLike[str]], target: Sequence[
 
     ``settings``: ``source``, ``target`` (sample names), ``level``, ``features``, ``clip`` and ``classifier``.
     """
-    missing = [k for k in TRAIN_OUTPUTS if k not in outputs]
-    if missing:
-        raise ValueError(f"reweight train needs output paths for {missing}")
+    require_outputs(outputs, TRAIN_OUTPUTS, "reweight train")
     s = dict(settings)
     clf = resolve_classifier(s["classifier"], f"reweight.pairs.{pair}.classifier")
     dev = select_device(device, threads)
@@ -231,9 +229,7 @@ def evaluate(pair: str, source: Sequence[str | os.PathLike[str]], target: Sequen
     ``settings`` as for :func:`train`, plus ``closure: {bins}``; ``train_summary`` and ``model``: :func:`train`'s
     ``train.json`` and ``model.pt`` (for the target events' folds).
     """
-    missing = [k for k in EVALUATE_OUTPUTS if k not in outputs]
-    if missing:
-        raise ValueError(f"reweight evaluate needs output paths for {missing}")
+    require_outputs(outputs, EVALUATE_OUTPUTS, "reweight evaluate")
     s = dict(settings)
     clf = resolve_classifier(s["classifier"], f"reweight.pairs.{pair}.classifier")
     dev = select_device(device, threads)
