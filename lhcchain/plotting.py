@@ -46,6 +46,22 @@ def panels(groups: Mapping[str, Mapping[str, hist.Hist]], path: str | os.PathLik
     plt.close(fig)
 
 
+def ratio_grid(n: int, max_cols: int, cell_size: tuple[float, float], ratio_height: float = 1.0,
+               hspace: float = 0.35, wspace: float = 0.35) -> tuple[plt.Figure, list[tuple[plt.Axes, plt.Axes]]]:
+    """A figure of ``n`` cells, row by row in at most ``max_cols`` columns, each a main axis above a ratio
+    axis (heights 3 : ``ratio_height``) that shares its x axis; ``cell_size`` (width, height) in inches."""
+    ncol = min(max_cols, n)
+    nrow = -(-n // ncol)
+    fig = plt.figure(figsize=(cell_size[0] * ncol, cell_size[1] * nrow))
+    grid = fig.add_gridspec(nrow, ncol, hspace=hspace, wspace=wspace)
+    axes = []
+    for i in range(n):
+        cell = grid[divmod(i, ncol)].subgridspec(2, 1, height_ratios=[3, ratio_height], hspace=0.05)
+        top = fig.add_subplot(cell[0])
+        axes.append((top, fig.add_subplot(cell[1], sharex=top)))
+    return fig, axes
+
+
 def bars(labels: list[str], values: Mapping[str, list[float]], path: str | os.PathLike[str], ylabel: str, title: str = "") -> None:
     """Grouped bar chart (e.g. a cut-flow: cut labels x series), saved to ``path``."""
     fig, ax = plt.subplots(figsize=(9, 6))

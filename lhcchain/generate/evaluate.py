@@ -201,15 +201,8 @@ def _ratio_figure(panels: Mapping[str, Mapping[str, Any]], path: Path, title: st
 
 
 def _draw_ratios(panels: Mapping[str, Mapping[str, Any]], path: Path, title: str, bayesian: bool) -> None:
-    n = len(panels)
-    ncol = min(4, n)
-    nrow = -(-n // ncol)
-    fig = plt.figure(figsize=(5 * ncol, 5.5 * nrow))
-    grid = fig.add_gridspec(nrow, ncol, hspace=0.3, wspace=0.35)
-    for i, (name, c) in enumerate(panels.items()):
-        cell = grid[divmod(i, ncol)].subgridspec(2, 1, height_ratios=[3, 1], hspace=0.05)
-        top = fig.add_subplot(cell[0])
-        bottom = fig.add_subplot(cell[1], sharex=top)
+    fig, axes = plotting.ratio_grid(len(panels), 4, (5, 5.5), hspace=0.3)
+    for i, ((top, bottom), (name, c)) in enumerate(zip(axes, panels.items())):
         e = c["edges"]
         top.stairs(c["truth"], e, color="black", label="truth")
         top.stairs(c["gen"], e, color="tab:blue", label="generated")

@@ -69,15 +69,8 @@ def compare(name: str, source: np.ndarray, target: np.ndarray, g_source: np.ndar
 def figure(panels: Sequence[Mapping[str, Any]], labels: Mapping[str, str], path: str | os.PathLike[str], title: str) -> None:
     """Grid of per-feature panels: histograms on top, ratios to the target with statistical bands below."""
     with plt.rc_context({"xtick.minor.visible": False, "ytick.minor.visible": False}):
-        n = len(panels)
-        ncol = min(4, n)
-        nrow = -(-n // ncol)
-        fig = plt.figure(figsize=(5 * ncol, 5.5 * nrow))
-        grid = fig.add_gridspec(nrow, ncol, hspace=0.35, wspace=0.35)
-        for i, c in enumerate(panels):
-            cell = grid[divmod(i, ncol)].subgridspec(2, 1, height_ratios=[3, 1], hspace=0.05)
-            top, bottom = fig.add_subplot(cell[0]), fig.add_subplot(cell[1])
-            bottom.sharex(top)
+        fig, axes = plotting.ratio_grid(len(panels), 4, (5, 5.5))
+        for i, ((top, bottom), c) in enumerate(zip(axes, panels)):
             e, t = c["edges"], c["target"]
             top.stairs(t, e, color="black", label="target")
             top.stairs(c["source"], e, color="grey", ls="--", label="source")
@@ -105,7 +98,7 @@ def figure(panels: Sequence[Mapping[str, Any]], labels: Mapping[str, str], path:
             if i == 0:
                 top.legend(fontsize=9)
                 bottom.legend(fontsize=7, ncol=2, loc="upper left")
-        height = 5.5 * nrow
+        height = fig.get_figheight()
         fig.subplots_adjust(top=1 - 0.9 / height)
         fig.suptitle(title, fontsize=16, y=1 - 0.25 / height)
         fig.savefig(path, dpi=70)

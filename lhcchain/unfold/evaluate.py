@@ -71,15 +71,8 @@ def figure(observables: Sequence[str], labels: Mapping[str, str], edges: Sequenc
     """One panel per observable: unit-sum histograms of truth (points), prior (dashed) and every method
     (line with error band); below, the ratios to the truth with the truth's statistical band."""
     with plt.rc_context({"xtick.minor.visible": False, "ytick.minor.visible": False}):
-        n = len(observables)
-        ncol = min(3, n)
-        nrow = -(-n // ncol)
-        fig = plt.figure(figsize=(6 * ncol, 6 * nrow))
-        grid = fig.add_gridspec(nrow, ncol, hspace=0.3, wspace=0.3)
-        for j, name in enumerate(observables):
-            cell = grid[divmod(j, ncol)].subgridspec(2, 1, height_ratios=[3, 1.3], hspace=0.05)
-            top, bottom = fig.add_subplot(cell[0]), fig.add_subplot(cell[1])
-            bottom.sharex(top)
+        fig, axes = plotting.ratio_grid(len(observables), 3, (6, 6), ratio_height=1.3, hspace=0.3, wspace=0.3)
+        for j, ((top, bottom), name) in enumerate(zip(axes, observables)):
             e = edges[j]
             t, dt = truth[j]
             centres = 0.5 * (e[1:] + e[:-1])
