@@ -48,3 +48,23 @@ def core_width(counts: np.ndarray, edges: np.ndarray) -> float:
     """Robust Gaussian-equivalent width of a histogram: half its 15.87-84.13 % interquantile range."""
     lo, hi = hist_quantiles(counts, edges, np.array([0.15865, 0.84135]))
     return float(0.5 * (hi - lo))
+
+
+def bin_index(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Bin of each value in right-open bins ``edges``; under- and overflow go into the outer bins."""
+    return np.clip(np.searchsorted(edges, values, side="right") - 1, 0, len(edges) - 2)
+
+
+def weighted_histogram(values: np.ndarray, weights: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sums of weights and of squared weights per bin (:func:`bin_index`); NaN values are dropped."""
+    ok = np.isfinite(values)
+    idx, w, n = bin_index(values[ok], edges), weights[ok], len(edges) - 1
+    return np.bincount(idx, w, n), np.bincount(idx, w * w, n)
+
+
+def chi2_ndf(h: np.ndarray, var_h: np.ndarray, t: np.ndarray, var_t: np.ndarray) -> tuple[float, int]:
+    """chi2 of two histograms with variances over the bins whose combined variance is non-zero, and
+    ndf = those bins - 1 (at least 1)."""
+    var = var_h + var_t
+    used = var > 0
+    return float(np.sum((h[used] - t[used]) ** 2 / var[used])), max(int(used.sum()) - 1, 1)

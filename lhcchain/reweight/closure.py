@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from .. import plotting
+from ..stats import chi2_ndf, weighted_histogram
 
 plt = plotting.plt
 
@@ -37,30 +38,15 @@ def edges_for(values: Sequence[np.ndarray], bins: int) -> np.ndarray:
     return np.linspace(lo, hi, bins + 1)
 
 
-def histogram(values: np.ndarray, weights: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sums of weights and of squared weights per bin; outside values in the edge bins, NaN dropped."""
-    ok = np.isfinite(values)
-    idx = np.clip(np.searchsorted(edges, values[ok], side="right") - 1, 0, len(edges) - 2)
-    n = len(edges) - 1
-    return np.bincount(idx, weights[ok], n), np.bincount(idx, weights[ok] ** 2, n)
-
-
-def chi2_ndf(h: np.ndarray, var_h: np.ndarray, t: np.ndarray, var_t: np.ndarray) -> tuple[float, int]:
-    """chi2 and ndf of two histograms with variances (module doc)."""
-    var = var_h + var_t
-    used = var > 0
-    return float(np.sum((h[used] - t[used]) ** 2 / var[used])), max(int(used.sum()) - 1, 1)
-
-
 def compare(name: str, source: np.ndarray, target: np.ndarray, g_source: np.ndarray, g_target: np.ndarray, w: np.ndarray,
             bins: int) -> dict[str, Any]:
     """Histograms and chi2/ndf before and after reweighting of one feature (module doc)."""
     edges = edges_for([source, target], bins)
-    t, vt = histogram(target, g_target, edges)
+    t, vt = weighted_histogram(target, g_target, edges)
     out: dict[str, Any] = {"name": name, "edges": edges, "target": t, "target_var": vt}
     for key, weights in (("source", g_source), ("reweighted", g_source * w)):
         scale = g_target.sum() / weights.sum()
-        h, vh = histogram(source, weights, edges)
+        h, vh = weighted_histogram(source, weights, edges)
         chi2, ndf = chi2_ndf(h * scale, vh * scale**2, t, vt)
         out.update({key: h * scale, f"{key}_var": vh * scale**2, f"{key}_chi2": chi2, f"{key}_ndf": ndf})
     return out

@@ -30,6 +30,7 @@ import torch
 from scipy.optimize import brentq
 
 from ..errors import InputError
+from ..stats import bin_index
 
 log = logging.getLogger("lhcchain")
 
@@ -58,15 +59,11 @@ def quantile_edges(o: np.ndarray, bins: int) -> np.ndarray:
     return np.concatenate([[-np.inf], inner, [np.inf]])
 
 
-def _bin_index(o: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    return np.clip(np.searchsorted(edges, o, side="right") - 1, 0, len(edges) - 2)
-
-
 def histogram_information(t: np.ndarray, o: np.ndarray, bins: int) -> float:
     """Fraction of the Fisher information a histogram of ``O`` (``bins`` quantile bins) captures
     (module doc; bias-corrected, so it may fall slightly below 0 for an uninformative ``O``)."""
     tc = _centred(t)
-    idx = _bin_index(np.asarray(o, dtype=np.float64), quantile_edges(o, bins))
+    idx = bin_index(np.asarray(o, dtype=np.float64), quantile_edges(o, bins))
     n = len(tc)
     count = np.bincount(idx, minlength=idx.max() + 1).astype(np.float64)
     total = np.bincount(idx, weights=tc, minlength=len(count))
@@ -96,7 +93,7 @@ def intervals(q: Callable[[float], float], scale: float) -> dict[str, list[float
 
 def binned_q(o: np.ndarray, t: np.ndarray, r: np.ndarray, expected: float, bins: int) -> Callable[[float], float]:
     """``q(f)`` of the Asimov binned likelihood of ``O`` (module doc); ``expected``: SM events ``L sigma``."""
-    idx = _bin_index(np.asarray(o, dtype=np.float64), quantile_edges(o, bins))
+    idx = bin_index(np.asarray(o, dtype=np.float64), quantile_edges(o, bins))
     per_event = expected / len(t)
     n0 = per_event * np.bincount(idx).astype(np.float64)
     s1 = per_event * np.bincount(idx, weights=t, minlength=len(n0))

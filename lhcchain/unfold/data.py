@@ -181,7 +181,7 @@ def integer_columns(x: np.ndarray) -> np.ndarray:
 def bin_edges(x: np.ndarray, n_bins: int, integer: bool, lo_q: float = 0.005, hi_q: float = 0.995) -> np.ndarray:
     """Edges of about ``n_bins`` bins holding equal shares of ``x`` (finite values) between its ``lo_q`` and
     ``hi_q`` quantiles; half-integer edges for an integer observable. Values outside go to the outer bins
-    (:func:`digitize`)."""
+    (:func:`lhcchain.stats.bin_index`)."""
     v = np.asarray(x, np.float64)
     v = v[np.isfinite(v)]
     edges = np.quantile(v, np.linspace(lo_q, hi_q, int(n_bins) + 1))
@@ -191,15 +191,3 @@ def bin_edges(x: np.ndarray, n_bins: int, integer: bool, lo_q: float = 0.005, hi
     if len(edges) < 2:
         edges = np.array([v.min() - 0.5, v.max() + 0.5])
     return edges
-
-
-def digitize(x: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """Bin index of each value, under- and overflow put into the outer bins."""
-    return np.clip(np.searchsorted(edges, x, side="right") - 1, 0, len(edges) - 2)
-
-
-def histogram(x: np.ndarray, w: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sum of weights and of squared weights per bin (outer bins take the under- and overflow)."""
-    b = digitize(x, edges)
-    n = len(edges) - 1
-    return np.bincount(b, w, n), np.bincount(b, w * w, n)

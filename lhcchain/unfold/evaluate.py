@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from .. import plotting
-from .data import histogram
+from ..stats import chi2_ndf, weighted_histogram
 
 plt = plotting.plt
 COLORS = {"ibu": "tab:green", "omnifold": "tab:orange", "cinn": "tab:blue", "icinn": "tab:red"}
@@ -31,7 +31,7 @@ TARGET_BIN_SHARE = 0.02
 
 def normalised(x: np.ndarray, w: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Unit-sum histogram and its statistical error (from the squared weights)."""
-    h, w2 = histogram(x, w, edges)
+    h, w2 = weighted_histogram(x, w, edges)
     total = h.sum()
     return h / total, np.sqrt(w2) / abs(total)
 
@@ -46,22 +46,21 @@ def bootstrap_hist(x: np.ndarray, w: np.ndarray, edges: np.ndarray, group: np.nd
     hs = []
     for _ in range(int(replicas)):
         r = rng.poisson(1.0, inverse.max() + 1)[inverse]
-        hb, _ = histogram(x, w * r, edges)
+        hb, _ = weighted_histogram(x, w * r, edges)
         hs.append(hb / hb.sum())
     return h, np.std(hs, axis=0, ddof=1)
 
 
 def compare(u: np.ndarray, du: np.ndarray, t: np.ndarray, dt: np.ndarray) -> dict[str, float]:
     """chi2/ndf, triangular discriminator (x 10^3) and the target-bin check of unit-sum histograms (module doc)."""
+    chi2, ndf = chi2_ndf(u, du**2, t, dt**2)
     var = du**2 + dt**2
-    used = var > 0
-    chi2 = float(np.sum((u[used] - t[used]) ** 2 / var[used]))
     with np.errstate(invalid="ignore", divide="ignore"):
         tri = 0.5 * np.nansum(np.where(u + t > 0, (u - t) ** 2 / (u + t), 0.0))
         big = t > TARGET_BIN_SHARE
         ratio_err = np.sqrt(var) / t
         ok = np.abs(u / t - 1) <= np.maximum(0.05, 2 * ratio_err)
-    return {"chi2_ndf": chi2 / max(int(used.sum()) - 1, 1), "triangular_discriminator_x1e3": 1e3 * float(tri),
+    return {"chi2_ndf": chi2 / ndf, "triangular_discriminator_x1e3": 1e3 * float(tri),
             "bins_within_target": float(ok[big].mean()) if big.any() else float("nan"), "bins_checked": int(big.sum())}
 
 

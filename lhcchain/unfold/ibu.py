@@ -27,7 +27,8 @@ import numpy as np
 from pyunfold import iterative_unfold
 
 from ..errors import InputError
-from .data import Events, UnfoldingInput, bin_edges, digitize, histogram, integer_columns
+from ..stats import bin_index, weighted_histogram
+from .data import Events, UnfoldingInput, bin_edges, integer_columns
 
 log = logging.getLogger("lhcchain.unfold")
 
@@ -36,12 +37,12 @@ def response(sim: Events, j: int, edges: np.ndarray) -> dict[str, np.ndarray]:
     """Response, efficiencies and fake fractions of observable ``j`` (module doc) with their errors."""
     n = len(edges) - 1
     pair = sim.pairs
-    truth_all, truth_all_w2 = histogram(sim.particle[sim.pass_particle, j], sim.weight[sim.pass_particle], edges)
+    truth_all, truth_all_w2 = weighted_histogram(sim.particle[sim.pass_particle, j], sim.weight[sim.pass_particle], edges)
     bad = np.flatnonzero(~(truth_all > 0))
     if bad.size:
         raise InputError(f"unfold ibu: observable {sim.observables[j]!r}: particle-level bin(s) {bad.tolist()} of edges {edges.tolist()} "
                          f"hold no (or negative) simulated weight in sample {sim.name!r}; choose fewer bins")
-    bi, bj = digitize(sim.reco[pair, j], edges), digitize(sim.particle[pair, j], edges)
+    bi, bj = bin_index(sim.reco[pair, j], edges), bin_index(sim.particle[pair, j], edges)
     w = sim.weight[pair]
     h2 = np.zeros((n, n))
     h2w2 = np.zeros((n, n))
@@ -55,8 +56,8 @@ def response(sim: Events, j: int, edges: np.ndarray) -> dict[str, np.ndarray]:
                          f"have no simulated event passing reco (efficiency 0) in sample {sim.name!r}; choose fewer bins")
     resp_err = np.sqrt(h2w2) / truth_all[None, :]
     eff_err = np.sqrt(np.clip(eff * (1 - eff), 0, None) * truth_all_w2) / truth_all
-    reco_all, _ = histogram(sim.reco[sim.pass_reco, j], sim.weight[sim.pass_reco], edges)
-    fakes, _ = histogram(sim.reco[sim.pass_reco & ~sim.pass_particle, j], sim.weight[sim.pass_reco & ~sim.pass_particle], edges)
+    reco_all, _ = weighted_histogram(sim.reco[sim.pass_reco, j], sim.weight[sim.pass_reco], edges)
+    fakes, _ = weighted_histogram(sim.reco[sim.pass_reco & ~sim.pass_particle, j], sim.weight[sim.pass_reco & ~sim.pass_particle], edges)
     with np.errstate(invalid="ignore", divide="ignore"):
         fake = np.where(reco_all > 0, fakes / reco_all, 0.0)
     return {"response": resp, "response_err": resp_err, "efficiencies": eff, "efficiencies_err": np.maximum(eff_err, 1e-12),
@@ -68,7 +69,7 @@ def unfold_observable(reco: np.ndarray, weight: np.ndarray, sim: Events, j: int,
     """IBU of observable ``j`` of reco-level events ``reco`` (generator weights ``weight``); the unfolded
     counts are in units of the data's weight sum, corrected for fakes and efficiency."""
     r = response(sim, j, edges)
-    counts, w2 = histogram(reco, weight, edges)
+    counts, w2 = weighted_histogram(reco, weight, edges)
     keep = 1.0 - r["fake_fraction"]
     data, data_err = counts * keep, np.sqrt(w2) * keep
     data_err = np.where(data_err > 0, data_err, 1.0)  # pyunfold needs positive errors; an empty bin carries ~1 event

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from lhcchain.errors import InputError
-from lhcchain.unfold.data import bin_edges, histogram
+from lhcchain.stats import weighted_histogram
+from lhcchain.unfold.data import bin_edges
 from lhcchain.unfold.ibu import run_ibu, unfold_observable
 
 from .conftest import toy_events, toy_input
@@ -16,8 +17,8 @@ def test_ibu_recovers_shifted_truth():
     inp = toy_input(n_sim=40000, n_data=20000, shift=0.5)
     out = run_ibu(inp, {"bins": 12, "ts_stopping": 0.01, "max_iter": 50})["x0"]
     edges = np.asarray(out["edges"])
-    truth, _ = histogram(inp.truth[:, 0], inp.truth_weight, edges)
-    prior, _ = histogram(inp.sim.particle[inp.sim.pass_particle, 0], inp.sim.weight[inp.sim.pass_particle], edges)
+    truth, _ = weighted_histogram(inp.truth[:, 0], inp.truth_weight, edges)
+    prior, _ = weighted_histogram(inp.sim.particle[inp.sim.pass_particle, 0], inp.sim.weight[inp.sim.pass_particle], edges)
     u, err = np.asarray(out["unfolded"]), np.hypot(out["stat_err"], out["sys_err"])
     pull = (u - truth) / np.sqrt(err**2 + truth)
     assert 1 < out["iterations"] < 50
