@@ -3,9 +3,11 @@
 ``prepare_settings`` resolves the settings ``prepare`` uses for one sample or dataset: the
 ``prepare`` section with the entry's own ``levels`` and ``selection`` keys laid over it.
 ``check_renamed`` stops on a config key that was renamed (``RENAMED``; the scheme is docs/naming.md).
-``resolve_settings`` lays a settings section over a module's defaults and rejects unknown keys: the
-workflow passes every key from config/config.yaml (a test checks that it names all of them), so the
-modules' defaults serve library callers only and config/config.yaml is the one source for a run.
+``resolve_settings`` lays a settings section over the same section of the default config
+(:func:`default_config`) and rejects unknown keys. The default config is the one place a default is
+written: no module keeps its own defaults (tests/test_config.py checks both). The workflow passes every
+key of a section (the config names them all), so these defaults only fill what a library caller
+(bench scripts, tests, notebooks) leaves out.
 ``stage_sources`` lists the lhcchain source files a stage runs (its packages and, transitively, every
 lhcchain module they import), which each rule declares as input so that a code change reruns exactly
 the stages that use it.
@@ -17,13 +19,20 @@ import ast
 import copy
 import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from .errors import InputError
 
 PACKAGE = Path(__file__).resolve().parent
+DEFAULT_CONFIG = PACKAGE.parent / "config" / "config.yaml"
+"""The default config, found relative to the package: the repository is the workflow and lhcchain is used
+from a clone (an editable install or ``PYTHONPATH``), so the file is always beside the package. A copy as
+package data would be a second file to keep identical; an installed wheel without the clone gets an
+InputError that says so."""
 COMMON = ("__init__.py", "_lazy.py", "config.py", "device.py", "errors.py", "io.py", "plotting.py", "stats.py")
 RENAMED = {"ecm": "sqrt_s", "m_ll_min": "mll_min", "m_ll_max": "mll_max"}
 """Config keys that were renamed (old -> new): an old key is an error that names the new one."""
@@ -42,12 +51,55 @@ def check_renamed(settings: Any, where: str = "config") -> None:
             check_renamed(value, f"{where}[{i}]")
 
 
-def resolve_settings(settings: Mapping[str, Any] | None, defaults: Mapping[str, Any], where: str) -> dict[str, Any]:
-    """A copy of ``defaults`` with ``settings`` laid over it, nested mappings merged key by key.
+@functools.cache
+def _load_default_config() -> dict[str, Any]:
+    if not DEFAULT_CONFIG.is_file():
+        raise InputError(f"default config {DEFAULT_CONFIG} not found: lhcchain takes its default settings from the "
+                         "repository's config/config.yaml beside the package; use lhcchain from a clone of the repository")
+    try:
+        config = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    except yaml.YAMLError as exc:
+        raise InputError(f"default config {DEFAULT_CONFIG}: not valid YAML ({exc})") from exc
+    if not isinstance(config, Mapping):
+        raise InputError(f"default config {DEFAULT_CONFIG}: expected a mapping at the top level")
+    return config
 
-    Raises :class:`InputError` naming ``where`` (the config section, e.g. ``madnis.training``) for a
-    renamed key, an unknown key (listing the valid ones) or a mapping given as a plain value.
+
+def default_config() -> dict[str, Any]:
+    """A copy of the default config, ``config/config.yaml`` of the repository (:data:`DEFAULT_CONFIG`)."""
+    return copy.deepcopy(_load_default_config())
+
+
+def default_section(*sections: str) -> dict[str, Any]:
+    """The sections (dotted paths, e.g. ``madnis.training``) of the default config, merged in order (a later
+    section's keys replace an earlier one's); InputError naming a path that is not a mapping there."""
+    out: dict[str, Any] = {}
+    for path in sections:
+        node: Any = _load_default_config()
+        for part in path.split("."):
+            if not isinstance(node, Mapping) or part not in node:
+                raise InputError(f"default config {DEFAULT_CONFIG}: no section {path!r}")
+            node = node[part]
+        if not isinstance(node, Mapping):
+            raise InputError(f"default config {DEFAULT_CONFIG}: {path!r} is not a section (a mapping)")
+        out.update(copy.deepcopy(dict(node)))
+    return out
+
+
+def resolve_settings(settings: Mapping[str, Any] | None, sections: str | Sequence[str], where: str | None = None) -> dict[str, Any]:
+    """``settings`` laid over the default config's ``sections`` (one dotted path, or several merged in order,
+    :func:`default_section`), nested mappings merged key by key; the result is a copy.
+
+    Raises :class:`InputError` naming ``where`` (default: the section path) for a renamed key, an unknown
+    key (listing the valid ones) or a mapping given as a plain value.
     """
+    if isinstance(sections, Mapping):  # TRANSITION: a module's own defaults, removed once every module uses the config
+        return _lay_over(settings, sections, where or "settings")
+    sections = (sections,) if isinstance(sections, str) else tuple(sections)
+    return _lay_over(settings, default_section(*sections), where or "/".join(sections))
+
+
+def _lay_over(settings: Mapping[str, Any] | None, defaults: Mapping[str, Any], where: str) -> dict[str, Any]:
     settings = {} if settings is None else settings
     check_renamed(settings, where)
     unknown = sorted(set(settings) - set(defaults))
@@ -58,7 +110,7 @@ def resolve_settings(settings: Mapping[str, Any] | None, defaults: Mapping[str, 
         if isinstance(defaults[key], Mapping):
             if not isinstance(value, Mapping):
                 raise InputError(f"{where}.{key}: expected a mapping of {sorted(defaults[key])}, got {value!r}")
-            out[key] = resolve_settings(value, defaults[key], f"{where}.{key}")
+            out[key] = _lay_over(value, defaults[key], f"{where}.{key}")
         else:
             out[key] = copy.deepcopy(value)
     return out

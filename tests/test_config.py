@@ -11,7 +11,8 @@ import pytest
 import yaml
 
 from lhcchain.amplitudes.train import DEFAULTS as AMPLITUDES
-from lhcchain.config import amplitude_settings, resolve_settings, stage_sources
+import lhcchain.config
+from lhcchain.config import amplitude_settings, default_section, resolve_settings, stage_sources
 from lhcchain.errors import InputError
 from lhcchain.generate.evaluate import EVALUATION_DEFAULTS
 from lhcchain.generate.sample import SAMPLING_DEFAULTS
@@ -45,6 +46,40 @@ def test_config_names_every_key(section, defaults):
 def test_resolve_settings_names_the_section_of_a_renamed_key():
     with pytest.raises(InputError, match="generate.sampling: key 'ecm' was renamed to 'sqrt_s'"):
         resolve_settings({"ecm": 1.0}, SAMPLING_DEFAULTS, "generate.sampling")
+
+
+def test_default_section_reads_the_default_config(monkeypatch, tmp_path):
+    assert default_section("madnis.training") == CONFIG["madnis"]["training"]
+    merged = default_section("amplitudes.model", "amplitudes.training")
+    assert merged == {**CONFIG["amplitudes"]["model"], **CONFIG["amplitudes"]["training"]}
+    merged["boosting"]["mode"] = "loss"  # a copy: the cached config stays as it is
+    assert default_section("amplitudes.training")["boosting"]["mode"] == CONFIG["amplitudes"]["training"]["boosting"]["mode"]
+    with pytest.raises(InputError, match="no section 'madnis.trainin'"):
+        default_section("madnis.trainin")
+    with pytest.raises(InputError, match="'seed' is not a section"):
+        default_section("seed")
+    missing = tmp_path / "config" / "config.yaml"
+    monkeypatch.setattr(lhcchain.config, "DEFAULT_CONFIG", missing)
+    lhcchain.config._load_default_config.cache_clear()
+    try:
+        with pytest.raises(InputError, match=f"default config {missing} not found"):
+            default_section("madnis.training")
+    finally:
+        monkeypatch.undo()
+        lhcchain.config._load_default_config.cache_clear()
+
+
+def test_resolve_settings_lays_over_the_config_section():
+    section = CONFIG["madnis"]["training"]
+    assert resolve_settings(None, "madnis.training") == section
+    s = resolve_settings({"steps": 7, "flow": {"layers": 5}}, "madnis.training")
+    assert s == {**section, "steps": 7, "flow": {**section["flow"], "layers": 5}}  # nested sections merge key by key
+    with pytest.raises(InputError, match=r"madnis.training.flow: unknown key\(s\) \['depth'\]"):
+        resolve_settings({"flow": {"depth": 3}}, "madnis.training")
+    with pytest.raises(InputError, match="madnis.training.flow: expected a mapping"):
+        resolve_settings({"flow": 3}, "madnis.training")
+    with pytest.raises(InputError, match=r"here: unknown key\(s\) \['stepz'\]"):
+        resolve_settings({"stepz": 3}, "madnis.training", "here")
 
 
 def test_stage_sources_follow_lhcchain_imports():
