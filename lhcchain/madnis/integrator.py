@@ -5,8 +5,8 @@ Jacobian x cuts in pb, one channel per phase-space mapping of the process, prior
 from its propagators. :class:`CheckedIntegrand` wraps it to count integrand calls and to stop on a
 NaN or negative weight with the process and channel named (points outside the cuts are zeros).
 
-Settings (``madnis.training``; ``DEFAULTS`` fills what a library caller leaves out, through
-:func:`lhcchain.config.resolve_settings`):
+Settings (``madnis.training``; what a library caller leaves out comes from that section of the default
+config, through :func:`lhcchain.config.resolve_settings`):
 
 * ``flow``: ``layers``, ``units``, ``bins`` of MadNIS's rational-quadratic spline coupling flow
   (one flow per channel); ``channel_weights``: train MadNIS's channel-weight network on top of the
@@ -47,23 +47,6 @@ from ..physics.process import MatrixElement, Process
 log = logging.getLogger("lhcchain.madnis")
 
 FORMAT = "lhcchain-madnis-integrator/1"
-DEFAULTS: dict[str, Any] = {
-    "flow": {"layers": 3, "units": 32, "bins": 10},
-    "channel_weights": True,
-    "cwnet_units": 32,
-    "cwnet_layers": 2,
-    "vegas": {"iterations": 5, "samples_per_channel": 2000, "bins": 64, "damping": 0.7},
-    "steps": 500,
-    "batch_size": 1024,
-    "lr": 1.0e-3,
-    "lr_min_factor": 0.01,
-    "uniform_channel_ratio": 0.1,
-    "buffer_capacity": 50_000,
-    "buffered_steps": 3,
-    "minimum_buffer_size": 1000,
-    "channel_dropping": {"threshold": 0.0, "interval": 100},
-    "max_minutes": 10.0,
-}
 # Smallest spline bin width, height and slope. MadNIS's default (1e-3) is wider than the VEGAS bins
 # of a narrow resonance (a 0.5 GeV Z' gives bins ~4e-5 wide), and the VEGAS-initialised flow then
 # yields NaN samples; so does float32. The integrator therefore runs in float64 with these limits.

@@ -35,7 +35,7 @@ from ..physics.process import Process
 from ..physics.processes import build_process
 from . import plots
 from .events import draw_subprocesses, event_momenta, events_table, write_lhe, write_parquet
-from .integrator import (DEFAULTS, CheckedIntegrand, draw, flat_sampler, load_integrator, save_integrator, train_madnis,
+from .integrator import (CheckedIntegrand, draw, flat_sampler, load_integrator, save_integrator, train_madnis,
                          train_vegas)
 from .reference import pythia_cross_section
 from .surrogate import surrogate_matrix_element
@@ -62,7 +62,7 @@ def integrate(spec: Mapping[str, Any], settings: Mapping[str, Any], evaluation: 
 
     ``outputs``: ``checkpoint``, ``metrics`` (JSON), ``weights`` and ``channels`` (PNG).
     """
-    settings = resolve_settings(settings, DEFAULTS, "madnis.training")
+    settings = resolve_settings(settings, "madnis.training")
     dev = select_device(device, threads)
     process = build_process(spec, str(dev), threads)
     function = CheckedIntegrand(process)

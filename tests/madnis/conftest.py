@@ -17,7 +17,7 @@ import torch
 import yaml
 
 from lhcchain.config import resolve_settings
-from lhcchain.madnis.integrator import DEFAULTS, CheckedIntegrand, save_integrator, train_madnis
+from lhcchain.madnis.integrator import CheckedIntegrand, save_integrator, train_madnis
 from lhcchain.physics.process import Process
 from lhcchain.physics.processes import build_process
 
@@ -82,7 +82,7 @@ def gg3g_process(gg3g_spec) -> Process:
 
 def _train(spec: dict, settings: dict, seed: int) -> Trained:
     function = CheckedIntegrand(build_process(spec, "cpu", 1))
-    resolved = resolve_settings(settings, DEFAULTS, "madnis.training")
+    resolved = resolve_settings(settings, "madnis.training")
     integrator, summary = train_madnis(function, resolved, CPU, seed)
     return Trained(integrator, function, spec, resolved, summary)
 

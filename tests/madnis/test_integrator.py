@@ -13,7 +13,7 @@ import torch
 
 from lhcchain.errors import InputError
 from lhcchain.config import resolve_settings
-from lhcchain.madnis.integrator import DEFAULTS, CheckedIntegrand, draw, flat_sampler, load_integrator, save_integrator, train_vegas
+from lhcchain.madnis.integrator import CheckedIntegrand, draw, flat_sampler, load_integrator, save_integrator, train_vegas
 from lhcchain.physics.processes import build_process
 
 from .conftest import eta, msq, phi, pt
@@ -21,35 +21,11 @@ from .conftest import eta, msq, phi, pt
 # ----------------------------------------------------------------------------- settings
 
 
-def resolve(settings):
-    return resolve_settings(settings, DEFAULTS, "madnis.training")
-
-
-def test_resolve_settings_fills_defaults_and_merges_nested():
-    assert resolve(None) == DEFAULTS
-    assert resolve({}) == DEFAULTS
-    s = resolve({"steps": 7, "flow": {"layers": 5}, "vegas": {"iterations": 1}})
-    assert s["steps"] == 7
-    # nested dicts are merged: the keys not given keep their defaults
-    assert s["flow"] == {**DEFAULTS["flow"], "layers": 5}
-    assert s["vegas"] == {**DEFAULTS["vegas"], "iterations": 1}
-    assert s["batch_size"] == DEFAULTS["batch_size"] and s["lr"] == DEFAULTS["lr"]
-    # the result is a copy: changing it leaves DEFAULTS alone
-    before = copy.deepcopy(DEFAULTS)
-    s["flow"]["units"] = 999
-    s["channel_dropping"]["threshold"] = 0.5
-    assert DEFAULTS == before
-
-
 def test_resolve_settings_rejects_unknown_keys():
     with pytest.raises(InputError, match=r"madnis.training: unknown key\(s\) \['stepz'\]"):
-        resolve({"stepz": 3})
-    with pytest.raises(InputError, match=r"madnis.training.flow: unknown key\(s\) \['depth'\]"):
-        resolve({"flow": {"depth": 3}})
+        resolve_settings({"stepz": 3}, "madnis.training")
     with pytest.raises(InputError, match="madnis.training.vegas: unknown.*bogus"):
-        resolve({"vegas": {"bins": 10, "bogus": 1}})
-    with pytest.raises(InputError, match="madnis.training.flow: expected a mapping"):
-        resolve({"flow": 3})
+        resolve_settings({"vegas": {"bins": 10, "bogus": 1}}, "madnis.training")
 
 
 # ----------------------------------------------------------------------------- checked integrand
