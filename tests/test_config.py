@@ -17,7 +17,6 @@ from lhcchain.errors import InputError
 from lhcchain.generate.evaluate import EVALUATION_DEFAULTS
 from lhcchain.generate.sample import SAMPLING_DEFAULTS
 from lhcchain.generate.train import DEFAULTS as GENERATE
-from lhcchain.madnis.integrator import DEFAULTS as MADNIS
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
@@ -33,12 +32,11 @@ def keys(tree: Mapping) -> set[str]:
 
 
 @pytest.mark.parametrize(("section", "defaults"), [
-    (CONFIG["madnis"]["training"], MADNIS),
     (amplitude_settings(CONFIG), AMPLITUDES),
     (CONFIG["generate"]["training"], {k: v for k, v in GENERATE.items() if k not in GENERATE_ARCHITECTURE}),
     (CONFIG["generate"]["sampling"], SAMPLING_DEFAULTS),
     (CONFIG["generate"]["evaluation"], EVALUATION_DEFAULTS),
-], ids=["madnis.training", "amplitudes", "generate.training", "generate.sampling", "generate.evaluation"])
+], ids=["amplitudes", "generate.training", "generate.sampling", "generate.evaluation"])
 def test_config_names_every_key(section, defaults):
     assert keys(section) == keys(defaults)
 
