@@ -27,13 +27,12 @@ import torch
 
 from lhcchain.amplitudes.data import make_dataset
 from lhcchain.amplitudes.evaluate import evaluate
-from lhcchain.amplitudes.train import train
+from lhcchain.amplitudes.train import resolve_settings, train
+from lhcchain.config import default_section
 from lhcchain.device import select_device
 from lhcchain.physics.processes import get_process
 
-SPLIT = {"train": 0.8, "val": 0.1, "test": 0.1}
-SETTINGS = {"features": "invariants", "network": "mlp", "hidden": 64, "layers": 4, "uncertainty": "heteroscedastic",
-            "sort_legs": True, "batch_size": 512, "lr": 2e-3, "epochs": 10_000, "patience": 10_000}
+SETTINGS = {"epochs": 10_000, "patience": 10_000}  # the rest: the default config's amplitudes.model and .training
 
 
 def main() -> None:
@@ -51,14 +50,15 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr)
     device = select_device(args.device, args.threads)
     out: dict = {"threads": torch.get_num_threads(), "device": str(device), "minutes_per_process": args.minutes}
-    settings = {**SETTINGS, "max_minutes": args.minutes}
+    settings = resolve_settings({**SETTINGS, "max_minutes": args.minutes})
     out["settings"] = settings
+    split = default_section("amplitudes.data")["split"]
     with tempfile.TemporaryDirectory() as tmp:
         for name, n in zip(("gg_3g", "gg_4g"), args.points):
             proc = get_process(name, device=device)
             folder = Path(tmp) / name
             t0 = time.perf_counter()
-            data = make_dataset(proc, n, folder / "data.h5", sampling="flat", split=SPLIT, seed=1)
+            data = make_dataset(proc, n, folder / "data.h5", sampling="flat", split=split, seed=1)
             t1 = time.perf_counter()
             summary = train(folder / "data.h5", folder / "model.pt", settings, device=args.device, threads=args.threads,
                             log_every=60.0)

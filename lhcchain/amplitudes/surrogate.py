@@ -39,7 +39,7 @@ class Surrogate:
         self.model = build_model(self.settings, self.features.dim, payload["structure"]).to(device)
         self.model.load_state_dict(payload["model"])
         self.model.eval()
-        self.samples = int(self.settings.get("eval_samples", 20))
+        self.samples = int(self.settings["eval_samples"])
         self.sigma_scale = float(payload.get("sigma_scale", 1.0))
 
     def predict_log(self, momenta: Tensor) -> tuple[Tensor, Tensor, Tensor]:

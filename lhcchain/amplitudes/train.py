@@ -1,6 +1,7 @@
 """Training of the amplitude surrogate: progress, early stopping, checkpoints, resume, boosting.
 
-Settings (``DEFAULTS`` fills what is missing): ``features``, ``network``, ``hidden``, ``layers``,
+Settings (``amplitudes.model`` and ``amplitudes.training``; the default config's sections fill what is
+missing): ``features``, ``network``, ``hidden``, ``layers``,
 ``uncertainty``, ``ensemble_size``, ``sort_legs`` (canonical order of identical legs, :mod:`.features`), ``kl_weight``, ``repulsion`` (see :mod:`.networks`); ``epochs``,
 ``batch_size``, ``lr`` (peak AdamW learning rate), ``lr_min_factor`` (final lr / peak), ``warmup``
 (fraction of the run with a linear warm-up), ``weight_decay``, ``patience``, ``max_minutes``,
@@ -51,36 +52,13 @@ from .networks import AmplitudeNet, combine, heteroscedastic_loss, repulsion_ter
 log = logging.getLogger("lhcchain.amplitudes")
 
 FORMAT = "lhcchain-amplitude-surrogate/1"
-DEFAULTS: dict = {
-    "features": "invariants",
-    "sort_legs": True,
-    "network": "mlp",
-    "hidden": 64,
-    "layers": 4,
-    "uncertainty": "heteroscedastic",
-    "ensemble_size": 5,
-    "kl_weight": 1.0,
-    "repulsion": 0.0,
-    "prior_std": 1.0,
-    "epochs": 1000,
-    "batch_size": 512,
-    "lr": 2e-3,
-    "lr_min_factor": 1e-3,
-    "warmup": 0.02,
-    "weight_decay": 0.0,
-    "patience": 50,
-    "max_minutes": 10.0,
-    "eval_samples": 20,
-    "calibrate_sigma": True,
-    "boosting": {"mode": "none", "threshold": 3.0, "fraction": 0.1, "rounds": 1},
-}
 BOOSTING = ("none", "loss", "performance")
 
 
 def resolve_settings(settings: Mapping) -> dict:
-    """``DEFAULTS`` with ``settings`` laid over (:func:`lhcchain.config.resolve_settings`); InputError on
-    unknown keys or bad values."""
-    out = config.resolve_settings(settings, DEFAULTS, "amplitudes.model/training")
+    """``settings`` laid over the default config's ``amplitudes.model`` and ``amplitudes.training``
+    (:func:`lhcchain.config.resolve_settings`); InputError on unknown keys or bad values."""
+    out = config.resolve_settings(settings, ("amplitudes.model", "amplitudes.training"))
     if out["boosting"]["mode"] not in BOOSTING:
         raise InputError(f"amplitudes: boosting.mode must be one of {', '.join(BOOSTING)}, got {out['boosting']['mode']!r}")
     for key in ("epochs", "batch_size", "hidden", "layers"):
