@@ -23,8 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import yaml
-
+from lhcchain.config import default_config, generate_settings
 from lhcchain.generate.data import dataset_info
 from lhcchain.generate.evaluate import evaluate
 from lhcchain.generate.evaluate import output_paths as evaluation_paths
@@ -49,7 +48,7 @@ def simulation_rates(cfg: dict, process: str, n_events: int) -> dict:
 
 
 def main() -> None:
-    cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    cfg = default_config()
     gen_cfg = cfg["generate"]
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=str(ROOT / "results" / "data" / gen_cfg["data"]), help="prepared dataset folder")
@@ -63,8 +62,8 @@ def main() -> None:
     data = Path(args.data)
     if not (data / "metadata.json").is_file():
         sys.exit(f"bench/generate.py: no prepared dataset at {data}; run snakemake --cores all {data}/metrics.json first")
-    name, model_cfg = next(iter(gen_cfg["models"].items()))
-    settings = {**gen_cfg["training"], **model_cfg, "max_minutes": args.minutes}
+    name = next(iter(gen_cfg["models"]))
+    settings = {**generate_settings(cfg, name), "max_minutes": args.minutes}
     process = cfg["samples"].get(gen_cfg["data"], {}).get("process", "drell_yan_ll")
     info = dataset_info(data / "metadata.json")
     with tempfile.TemporaryDirectory() as tmp:

@@ -222,11 +222,12 @@ def prepare_inputs(config: Mapping[str, Any], name: str) -> list[str]:
 
 
 def generate_settings(config: Mapping[str, Any], name: str) -> dict[str, Any]:
-    """Settings of generator ``name``: ``generate.training`` with ``generate.models.<name>`` laid over it."""
+    """Settings of generator ``name``: ``generate.model`` and ``generate.training`` with ``generate.models.<name>``
+    laid over them."""
     gen = config["generate"]
     if name not in gen["models"]:
         raise InputError(f"config: no generator {name!r} under 'generate.models'; defined: {sorted(gen['models'])}")
-    return {**gen["training"], **gen["models"][name]}
+    return {**gen["model"], **gen["training"], **gen["models"][name]}
 
 
 def madnis_settings(config: Mapping[str, Any], process: str) -> dict[str, Any]:

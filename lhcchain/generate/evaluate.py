@@ -48,14 +48,14 @@ from ..config import resolve_settings
 from ..device import select_device
 from ..errors import InputError
 from ..io import require_outputs, staged_outputs, write_json
-from ..reweight.classifier import CLASSIFIER_DEFAULTS, resolve_classifier, two_sample_auc
+from ..reweight.classifier import resolve_classifier, two_sample_auc
 from ..stats import fit_peak
 from .data import Events, Transform, build_events, load_events, read_columns, to_columns
+from .sample import resolve_sampling
 from .train import load_model, tensors
 
 log = logging.getLogger("lhcchain.generate")
 
-EVALUATION_DEFAULTS: dict[str, Any] = {"bins": 30, "min_count": 100, "log_likelihood_events": 2000, "classifier": CLASSIFIER_DEFAULTS}
 PEAK_RANGE = (81.0, 101.0)
 MIN_CLASSIFIER_EVENTS = 20  # per class and multiplicity
 FLOOR_TOYS = 500  # Poisson toys for the statistical floor of the largest |ratio - 1|
@@ -64,8 +64,8 @@ plt = plotting.plt
 
 
 def resolve_evaluation(settings: Mapping[str, Any]) -> dict[str, Any]:
-    """``EVALUATION_DEFAULTS`` with ``settings`` laid over (``classifier`` merged key by key)."""
-    out = resolve_settings(settings, EVALUATION_DEFAULTS, "generate.evaluation")
+    """``settings`` laid over the default config's ``generate.evaluation`` (``classifier`` merged key by key)."""
+    out = resolve_settings(settings, "generate.evaluation")
     out["classifier"] = resolve_classifier(out["classifier"], "generate.evaluation.classifier")
     return out
 
@@ -302,7 +302,8 @@ def evaluate(generated: str | os.PathLike[str], truth: str | os.PathLike[str], c
                                "n_generated": {m: int((gen.n_jets == m).sum()) for m in mult}, "multiplicities": {}}
     clf: dict[int, dict[str, Any]] = {}
     all_panels: dict[int, dict[str, dict[str, Any]]] = {}
-    model.set_solver(summary.get("settings", {}).get("solver", "rk4"), summary.get("settings", {}).get("steps", 20))
+    sampling = resolve_sampling(summary.get("settings", {}))  # the solver the events were generated with
+    model.set_solver(sampling["solver"], int(sampling["steps"]))
     for m in mult:
         st, sg = tru.n_jets == m, gen.n_jets == m
         if not st.any():

@@ -1,6 +1,6 @@
 """Sampling a trained generator: events in the ``prepare`` schema (parquet and ROOT) and their speed.
 
-Settings (``SAMPLING_DEFAULTS`` fills what is missing): ``n_events`` (total; ``null`` means ``factor``
+Settings (``generate.sampling``; the default config's section fills what is missing): ``n_events`` (total; ``null`` means ``factor``
 times the training events), ``factor``, ``solver`` and ``steps`` (the CFM's ODE solver), ``batch_size``
 (events per network call), ``bayes_samples`` (weight draws of a Bayesian network: each draw
 generates an equal share of the events, tagged by ``generator_member``), ``delta_r_min`` (jet-jet).
@@ -46,15 +46,13 @@ from .train import load_model
 
 log = logging.getLogger("lhcchain.generate")
 
-SAMPLING_DEFAULTS: dict[str, Any] = {"n_events": None, "factor": 10.0, "solver": "rk4", "steps": 20, "batch_size": 20000,
-                                     "bayes_samples": 10, "delta_r_min": 0.4}
 MAX_TRIES = 200  # batches per (multiplicity, member) before giving up on a too-low acceptance
 
 
 def resolve_sampling(settings: Mapping[str, Any]) -> dict[str, Any]:
-    """``SAMPLING_DEFAULTS`` with ``settings`` laid over (:func:`lhcchain.config.resolve_settings`);
+    """``settings`` laid over the default config's ``generate.sampling`` (:func:`lhcchain.config.resolve_settings`);
     InputError on unknown keys or bad values."""
-    out = resolve_settings(settings, SAMPLING_DEFAULTS, "generate.sampling")
+    out = resolve_settings(settings, "generate.sampling")
     for key in ("batch_size", "bayes_samples", "steps"):
         if int(out[key]) < 1:
             raise InputError(f"generate.sampling: {key} must be >= 1, got {out[key]}")

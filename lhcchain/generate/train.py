@@ -1,6 +1,7 @@
 """Training of the event generators: progress, early stopping, checkpoints, resume.
 
-Settings (``DEFAULTS`` fills what is missing): ``family`` (``cfm``, ``flow``, ``transformer``),
+Settings (``generate.model`` and ``generate.training``; the default config's sections fill what is
+missing): ``family`` (``cfm``, ``flow``, ``transformer``),
 ``conditional`` (one network conditioned on the one-hot multiplicity, or one per multiplicity),
 ``dilepton_mass`` (the dilepton mass as network coordinate instead of l1's pt, :class:`.data.Transform`),
 ``mll_peak`` ([mass, width] in GeV: that mass through the resonance's Breit-Wigner, or null),
@@ -40,37 +41,13 @@ from .models import FAMILIES, EventModel
 log = logging.getLogger("lhcchain.generate")
 
 FORMAT = "lhcchain-event-generator/2"  # 2: eta and Breit-Wigner m_ll maps in the transform
-DEFAULTS: dict[str, Any] = {
-    "family": "cfm",
-    "conditional": True,
-    "dilepton_mass": False,
-    "mll_peak": None,
-    "network": "mlp",
-    "hidden": 256,
-    "layers": 4,
-    "heads": 4,
-    "bayesian": False,
-    "kl_weight": 1.0,
-    "prior_std": 1.0,
-    "transforms": 6,
-    "bins": 8,
-    "components": 10,
-    "epochs": 2000,
-    "batch_size": 1024,
-    "lr": 1e-3,
-    "lr_min_factor": 1e-2,
-    "warmup": 0.02,
-    "weight_decay": 0.0,
-    "patience": 200,
-    "max_minutes": 10.0,
-}
 VAL_SEED = 20240601
 
 
 def resolve_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
-    """``DEFAULTS`` with ``settings`` laid over (:func:`lhcchain.config.resolve_settings`); InputError on
-    unknown keys or bad values."""
-    out = config.resolve_settings(settings, DEFAULTS, "generate.models/training")
+    """``settings`` laid over the default config's ``generate.model`` and ``generate.training``
+    (:func:`lhcchain.config.resolve_settings`); InputError on unknown keys or bad values."""
+    out = config.resolve_settings(settings, ("generate.model", "generate.training"), "generate.models/training")
     if out["family"] not in FAMILIES:
         raise InputError(f"generate: family must be one of {', '.join(FAMILIES)}, got {out['family']!r}")
     for key in ("epochs", "batch_size", "hidden", "layers", "heads", "transforms", "bins", "components"):
