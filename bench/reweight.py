@@ -28,10 +28,9 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-import yaml
 from scipy.stats import norm
 
-from lhcchain.config import reweight_settings
+from lhcchain.config import default_config, reweight_settings
 from lhcchain.reweight.run import evaluate, output_paths, train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,7 +50,7 @@ def synthetic(folder: Path, n: int, target: bool, seed: int) -> Path:
 
 
 def main() -> None:
-    cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    cfg = default_config()
     rw = cfg["reweight"]
     name, pair = next(iter(rw["pairs"].items()))
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

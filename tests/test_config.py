@@ -34,6 +34,7 @@ def section(path: str) -> Mapping:
 # Sections the workflow passes whole and the section whose keys they must all name (the library fills a
 # missing key from the default config, which a run's params would not show)
 COMPLETE: list[tuple[str, str]] = [
+    ("generate.evaluation.classifier", "reweight.classifier"),
 ]
 
 

@@ -66,11 +66,6 @@ from ..training import Trainer
 
 log = logging.getLogger("lhcchain.reweight")
 
-CLASSIFIER_DEFAULTS: dict[str, Any] = {
-    "hidden": 128, "layers": 3, "epochs": 300, "batch_size": 128, "lr": 3e-3, "lr_min_factor": 1e-2, "warmup": 0.0,
-    "weight_decay": 0.0, "patience": 30, "max_minutes": 10.0, "folds": 5, "val_fraction": 0.2,
-    "calibration": "auto", "repeats": 3, "bootstrap": 100, "network": "mlp",
-}
 NETWORKS = ("mlp", "deepsets")
 SLOT = re.compile(r"^([a-z]+)(\d+)_(.+)$")
 CALIBRATIONS = ("auto", "isotonic", "temperature", "none")
@@ -80,8 +75,9 @@ PREDICT_BATCH = 65536
 
 
 def resolve_classifier(settings: Mapping[str, Any], where: str = "classifier") -> dict[str, Any]:
-    """``CLASSIFIER_DEFAULTS`` with ``settings`` laid over; InputError naming ``where`` on bad keys or values."""
-    out = resolve_settings(settings, CLASSIFIER_DEFAULTS, where)
+    """``settings`` laid over the default config's ``reweight.classifier`` (:func:`lhcchain.config.resolve_settings`);
+    InputError naming ``where`` on bad keys or values."""
+    out = resolve_settings(settings, "reweight.classifier", where)
     if int(out["folds"]) < 2:
         raise InputError(f"{where}: folds must be >= 2, got {out['folds']}")
     if out["calibration"] not in CALIBRATIONS:
