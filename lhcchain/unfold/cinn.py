@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..config import resolve_settings
 from ..errors import InputError
 from ..generate.models import SOLVERS, CFM, Generator, make_generator
 from ..io import derive_seed
@@ -51,21 +52,14 @@ from .data import Events, integer_columns
 
 log = logging.getLogger("lhcchain.unfold")
 
-CINN_DEFAULTS: dict[str, Any] = {
-    "family": "cfm", "network": "mlp", "hidden": 128, "layers": 3, "heads": 4, "bayesian": False, "prior_std": 1.0,
-    "transforms": 6, "bins": 8, "epochs": 200, "batch_size": 256, "lr": 1e-3, "lr_min_factor": 1e-2, "warmup": 0.0,
-    "patience": 20, "max_minutes": 5.0, "val_fraction": 0.2, "solver": "rk4", "steps": 20,
-}
 FAMILIES = ("cfm", "flow")
 SAMPLE_BATCH = 16384
 
 
 def resolve_network(settings: Mapping[str, Any], where: str = "unfold.cinn.network") -> dict[str, Any]:
-    """``CINN_DEFAULTS`` with ``settings`` laid over; InputError naming ``where`` on bad keys or values."""
-    unknown = set(settings) - set(CINN_DEFAULTS)
-    if unknown:
-        raise InputError(f"{where}: unknown key(s) {sorted(unknown)}; valid: {sorted(CINN_DEFAULTS)}")
-    s = {**CINN_DEFAULTS, **settings}
+    """``settings`` laid over the default config's ``unfold.cinn.network`` (:func:`lhcchain.config.resolve_settings`);
+    InputError naming ``where`` on bad keys or values."""
+    s = resolve_settings(settings, "unfold.cinn.network", where)
     if s["family"] not in FAMILIES:
         raise InputError(f"{where}: family must be one of {FAMILIES}, got {s['family']!r}")
     if s["solver"] not in SOLVERS:
