@@ -63,6 +63,7 @@ from typing import Any
 import numpy as np
 from scipy.special import gammainc
 
+from ..config import default_section
 from ..errors import InputError
 from ..io import Progress
 from .geometry import Geometry, load_geometry
@@ -82,7 +83,7 @@ RAD = {"rc": (0.0251, 0.00319, 0.1162, -0.000381), "rt": (0.659, -0.00309, 0.645
 MATERIAL_KEYS = ("Z", "density_g_cm3", "x0_mm", "critical_energy_mev", "moliere_radius_mm", "dedx_mip_mev_cm", "thickness_mm")
 SETTING_KEYS = ("energies", "e_min_mev", "e_max_mev", "threshold_mev", "homogeneous", "sampling_term",
                 "absorber", "active", "layer_depths_x0")
-OPTIONAL_KEYS = {"chunk": 500, "n_train": None, "n_test": None}  # the counts are read by the stage's rules
+OPTIONAL_KEYS = ("chunk", "n_train", "n_test")  # from the default config's showers.reference when missing; the counts are read by the rules
 
 
 @dataclass(frozen=True)
@@ -131,7 +132,8 @@ def resolve_settings(settings: Mapping[str, Any], geometry: Geometry) -> dict[st
     missing = set(SETTING_KEYS) - set(settings)
     if unknown or missing:
         raise InputError(f"showers.reference: unknown key(s) {sorted(unknown)}, missing key(s) {sorted(missing)}")
-    out = {**OPTIONAL_KEYS, **settings}
+    optional = default_section("showers.reference")
+    out = {**{k: optional[k] for k in OPTIONAL_KEYS}, **settings}
     if out["energies"] not in ("powers_of_two", "log_uniform"):
         raise InputError(f"showers.reference.energies must be 'powers_of_two' or 'log_uniform', got {out['energies']!r}")
     if not 0 < float(out["e_min_mev"]) <= float(out["e_max_mev"]):

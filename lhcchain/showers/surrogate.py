@@ -19,7 +19,8 @@ showers had 100 non-zero voxels at 256 MeV instead of 11.
 Settings: ``family`` (``cfm`` or ``flow``), ``hidden``, ``layers``, ``bayesian``, ``prior_std``,
 ``kl_weight``, ``transforms``, ``bins`` (see :mod:`lhcchain.generate.models`), and the training keys of
 :mod:`lhcchain.training` (``epochs``, ``batch_size``, ``lr``, ``lr_min_factor``, ``warmup``,
-``weight_decay``, ``patience``, ``max_minutes``); the energy and shower models have one such set each.
+``weight_decay``, ``patience``, ``max_minutes``); the energy and shower models have one such set each
+(``showers.surrogate.energy`` and ``.shower``; the default config's fills what is missing).
 Sampling: ``solver`` and ``steps`` of the CFM's ODE.
 """
 
@@ -35,6 +36,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .. import config
 from ..device import select_device
 from ..errors import InputError
 from ..io import Progress
@@ -50,19 +52,14 @@ FORMAT = "lhcchain-shower-surrogate/1"
 PARTS = ("energy", "shower")
 ALPHA = 1e-6  # logit regularisation
 NOISE_FRACTION = 0.01  # training noise of empty voxels: uniform up to this fraction of the threshold (module doc)
-DEFAULTS: dict[str, Any] = {"family": "cfm", "hidden": 256, "layers": 4, "bayesian": False, "prior_std": 1.0, "kl_weight": 1.0,
-                            "transforms": 6, "bins": 8, "epochs": 1000, "batch_size": 512, "lr": 1e-3, "lr_min_factor": 1e-2,
-                            "warmup": 0.02, "weight_decay": 0.0, "patience": 50, "max_minutes": 10.0}
 VAL_SEED = 20240602
 VAL_FRACTION = 0.2
 
 
-def resolve_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
-    """``DEFAULTS`` with ``settings`` laid over; InputError on unknown keys or values."""
-    unknown = set(settings) - set(DEFAULTS)
-    if unknown:
-        raise InputError(f"showers.surrogate: unknown key(s) {sorted(unknown)}; valid: {sorted(DEFAULTS)}")
-    out = {**DEFAULTS, **settings}
+def resolve_settings(settings: Mapping[str, Any], part: str) -> dict[str, Any]:
+    """``settings`` laid over the default config's ``showers.surrogate.<part>`` (:func:`lhcchain.config.resolve_settings`);
+    InputError on unknown keys or values."""
+    out = config.resolve_settings(settings, f"showers.surrogate.{part}")
     if out["family"] not in ("cfm", "flow"):
         raise InputError(f"showers.surrogate: family must be 'cfm' or 'flow', got {out['family']!r}")
     if out["bayesian"] and out["family"] != "cfm":
@@ -163,7 +160,7 @@ def train(part: str, data: str | os.PathLike[str], checkpoint: str | os.PathLike
     fifth validates) and write ``checkpoint``; returns a summary (module doc)."""
     if part not in PARTS:
         raise InputError(f"showers: surrogate part must be one of {PARTS}, got {part!r}")
-    s = resolve_settings(settings)
+    s = resolve_settings(settings, part)
     geometry = load_geometry(binning)
     showers = read_showers(data, geometry, max_showers)
     n_val = max(1, int(VAL_FRACTION * len(showers)))
