@@ -93,8 +93,6 @@ def resolve_settings(settings: Mapping[str, Any] | None, sections: str | Sequenc
     Raises :class:`InputError` naming ``where`` (default: the section path) for a renamed key, an unknown
     key (listing the valid ones) or a mapping given as a plain value.
     """
-    if isinstance(sections, Mapping):  # TRANSITION: a module's own defaults, removed once every module uses the config
-        return _lay_over(settings, sections, where or "settings")
     sections = (sections,) if isinstance(sections, str) else tuple(sections)
     return _lay_over(settings, default_section(*sections), where or "/".join(sections))
 

@@ -1,10 +1,11 @@
-"""The default config is the one source of a run's settings: it names every key of the settings that
-:func:`lhcchain.config.resolve_settings` lays over a module's defaults, so those defaults serve
-library callers only (docs/naming.md)."""
+"""The default config is the one place a default is written (docs/naming.md): modules keep no defaults
+dict of their own, :func:`lhcchain.config.resolve_settings` lays settings over the default config's
+section, and the sections the workflow passes name every key, so a run's params show all its settings."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import ast
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -31,16 +32,63 @@ def section(path: str) -> Mapping:
     return node
 
 
-# Sections the workflow passes whole and the section whose keys they must all name (the library fills a
-# missing key from the default config, which a run's params would not show)
-COMPLETE: list[tuple[str, str]] = [
-    ("generate.evaluation.classifier", "reweight.classifier"),
-]
+# Sections that are partial by design: laid over another section by a config helper (generate_settings,
+# reweight_settings, madnis_settings, unfold_settings) before the workflow passes them
+OVERRIDES = ("reweight.pairs", "generate.models", "madnis.overrides", "unfold.icinn")
+# Tables of named entries (samples, processes, ...): their keys are names, not settings
+TABLES = ("samples", "datasets", "processes", "amplitudes.external", "generate.models", "madnis.overrides", "reweight.pairs",
+          "resources", "showers.reference.layer_depths_x0")
 
 
-@pytest.mark.parametrize(("path", "like"), COMPLETE, ids=[p for p, _ in COMPLETE])
+def sections(tree: Mapping, path: str = "") -> Iterator[tuple[str, Mapping]]:
+    """(dotted path, mapping) of every mapping in ``tree``, itself included."""
+    yield path, tree
+    for key, value in tree.items():
+        if isinstance(value, Mapping):
+            yield from sections(value, f"{path}.{key}" if path else str(key))
+
+
+def under(path: str, roots: tuple[str, ...]) -> bool:
+    return any(path == r or path.startswith(r + ".") for r in roots)
+
+
+CLASSIFIERS = [p for p, _ in sections(CONFIG) if p.endswith(".classifier") and not under(p, OVERRIDES)]
+
+
+@pytest.mark.parametrize(("path", "like"), [*((p, "reweight.classifier") for p in CLASSIFIERS),
+                                            ("showers.surrogate.shower", "showers.surrogate.energy")])
 def test_config_names_every_key(path, like):
+    """A section the workflow passes names every key of its kind, so that nothing of a run is filled in from
+    outside its params (the classifier sections take reweight.classifier's keys with ``<<: *classifier``)."""
     assert keys(section(path)) == keys(section(like))
+
+
+def literal(node: ast.expr) -> bool:
+    try:
+        ast.literal_eval(node)
+    except ValueError:
+        return False
+    return True
+
+
+def test_no_module_keeps_defaults_of_a_config_section():
+    """No lhcchain module writes a dict literal whose keys are settings of a config section, with literal
+    values of the same kind (a mapping for a sub-section, a plain value for a setting): defaults live in
+    config/config.yaml only. At least 3 such keys, and half of the dict's, make a defaults dict."""
+    settings = [(p, m) for p, m in sections(CONFIG) if p not in TABLES]
+    found = []
+    for file in sorted((ROOT / "lhcchain").rglob("*.py")):
+        for node in ast.walk(ast.parse(file.read_text())):
+            if not isinstance(node, ast.Dict) or None in node.keys:  # {**settings, ...}: fixed overrides, not defaults
+                continue
+            entries = {k.value: v for k, v in zip(node.keys, node.values) if isinstance(k, ast.Constant) and isinstance(k.value, str)}
+            for path, mapping in settings:
+                same = [k for k, v in entries.items()
+                        if k in mapping and literal(v) and isinstance(mapping[k], Mapping) == isinstance(v, ast.Dict)]
+                if len(same) >= 3 and 2 * len(same) >= len(entries):
+                    found.append(f"{file.relative_to(ROOT)}:{node.lineno} repeats {path or 'the top level'}: {sorted(same)}")
+                    break
+    assert not found, "defaults belong in config/config.yaml (lhcchain.config.resolve_settings):\n" + "\n".join(found)
 
 
 def test_resolve_settings_names_the_section_of_a_renamed_key():
