@@ -22,7 +22,6 @@ them as ``parton_{name}``.
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -35,8 +34,6 @@ import sympy
 from ..errors import InputError
 from .data import OBSERVABLES
 from .regression import parse_formula, refit
-
-log = logging.getLogger("lhcchain")
 
 
 def _wrap(phi: np.ndarray) -> np.ndarray:
