@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -69,7 +70,9 @@ def calibrated_information(t: np.ndarray, o: np.ndarray, seed: int = 0) -> float
     half = np.random.default_rng(seed).permutation(len(t)) < len(t) // 2
     g = np.empty_like(t)
     for fit, apply in ((half, ~half), (~half, half)):
-        iso = IsotonicRegression(increasing="auto", out_of_bounds="clip").fit(o[fit], t[fit])
+        with warnings.catch_warnings():  # "auto" warns when O and t are uncorrelated (a CP-even O): expected
+            warnings.simplefilter("ignore", UserWarning)
+            iso = IsotonicRegression(increasing="auto", out_of_bounds="clip").fit(o[fit], t[fit])
         g[apply] = iso.predict(o[apply])
     return linear_information(t, g)
 
