@@ -7,11 +7,11 @@ evaluation), the pyoperon search and refit, then the Fisher information and expe
 
 Prints ONE JSON line: the chosen formula (most histogram information up to
 ``chosen_complexity_max``), the fraction of the exact score's Fisher information it captures
-(linear and histogram use), the ratio of its expected 95 % CL interval width on f to that of the
+(linear, calibrated and histogram use), the ratio of its expected 95 % CL interval width on f to that of the
 exact score's histogram, the same for SALLY and p_T,1 p_T,2 sin(delta_phi), and the wall times of
 the event generation and of the regression (search alone, and with the refit) in s.
 
-Usage: ``python bench/symbolic.py [--events N] [--evaluations N] [--threads T] [--seed S]``.
+Usage: ``python bench/symbolic.py [--events N] [--evaluations N] [--engine E] [--threads T] [--seed S]``.
 Default (100 000 events, the default search budget): about 15 minutes on one CPU core.
 """
 
@@ -41,6 +41,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--events", type=int, default=None, help="events of the sample (default: symbolic.n_events)")
     ap.add_argument("--evaluations", type=int, default=None, help="search budget (default: symbolic.regression.max_evaluations)")
+    ap.add_argument("--engine", default=None, help="pyoperon | gplearn | pysr (default: symbolic.regression.engine)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
@@ -48,7 +49,8 @@ def main() -> None:
     config = yaml.safe_load(CONFIG.read_text())
     sym = config["symbolic"]
     data_settings = {"n_events": args.events or sym["n_events"], "test_fraction": sym["test_fraction"]}
-    regression = dict(sym["regression"], max_evaluations=args.evaluations or sym["regression"]["max_evaluations"])
+    regression = dict(sym["regression"], max_evaluations=args.evaluations or sym["regression"]["max_evaluations"],
+                      engine=args.engine or sym["regression"]["engine"])
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
         start = time.perf_counter()
@@ -70,9 +72,11 @@ def main() -> None:
         return obs[name]["information_histogram"] / obs["score (exact)"]["information_histogram"]
 
     print(json.dumps({
-        "events": data_settings["n_events"], "seed": args.seed, "max_evaluations": regression["max_evaluations"],
+        "events": data_settings["n_events"], "seed": args.seed, "engine": regression["engine"],
+        "max_evaluations": regression["max_evaluations"],
         "chosen_formula": chosen["formula"], "chosen_complexity": chosen["complexity"],
         "fisher_information_captured_linear": chosen["information_linear"],
+        "fisher_information_captured_calibrated": chosen["information_calibrated"],
         "fisher_information_captured_histogram": chosen["information_histogram"],
         "fisher_information_ratio_to_score_histogram": chosen["information_histogram"] / obs["score (exact)"]["information_histogram"],
         "limit95_width_ratio_to_score": chosen["width95_ratio_to_score"],

@@ -4,6 +4,7 @@
 rule simulate:
     input:
         code=stage_sources("simulate"),
+        lhe=lambda w: [config["samples"][w.sample]["lhe_file"]] if config["samples"][w.sample]["process"] == "lhe" else [],
     output:
         root="results/sim/{sample}/chunk{chunk}.root",
         stats="results/sim/{sample}/chunk{chunk}.json",

@@ -1,7 +1,12 @@
 # Stage symbolic: the optimal observable of the CP-odd coupling in WBF Higgs production.
 # results/symbolic/{process}/{score_data.parquet, score_data.json, score_vs_observables.png,
 #                             pareto_front.json, pareto_front.md, pareto_front.png,
-#                             metrics.json, residuals.png, likelihood.png, sally.pt}
+#                             metrics.json, residuals.png, likelihood.png, sally.pt}  (parton level)
+# results/symbolic/{process}/{level}/ the same at detector level (symbolic.detector), plus constants.{json,md}
+# Regression and evaluation run in either folder ({folder}: {process} or {process}/{level}).
+
+SYMBOLIC_DETECTOR = config["symbolic"]["detector"]
+SYMBOLIC_FOLDERS = SYMBOLIC + ([f"{p}/{SYMBOLIC_DETECTOR['level']}" for p in SYMBOLIC] if SYMBOLIC_DETECTOR["sample"] else [])
 
 
 rule symbolic_data:
@@ -37,18 +42,18 @@ rule symbolic_data:
 rule symbolic_regression:
     input:
         code=stage_sources("symbolic"),
-        data="results/symbolic/{process}/score_data.parquet",
+        data="results/symbolic/{folder}/score_data.parquet",
     output:
-        json="results/symbolic/{process}/pareto_front.json",
-        markdown="results/symbolic/{process}/pareto_front.md",
-        figure=report("results/symbolic/{process}/pareto_front.png", category="symbolic", subcategory="{process}"),
+        json="results/symbolic/{folder}/pareto_front.json",
+        markdown="results/symbolic/{folder}/pareto_front.md",
+        figure=report("results/symbolic/{folder}/pareto_front.png", category="symbolic", subcategory="{folder}"),
     params:
         settings=config["symbolic"]["regression"],
         seed=config["seed"],
     log:
-        "logs/symbolic/{process}/regression.log",
+        "logs/symbolic/{folder}/regression.log",
     benchmark:
-        "benchmarks/symbolic/{process}/regression.tsv"
+        "benchmarks/symbolic/{folder}/regression.tsv"
     threads: RES["symbolic_regression"]["threads"]
     resources:
         mem_mb=RES["symbolic_regression"]["mem_mb"],
@@ -56,7 +61,7 @@ rule symbolic_regression:
     conda:
         "../envs/symbolic.yaml"
     wildcard_constraints:
-        process=constraint(config["symbolic"]["processes"]),
+        folder=constraint(SYMBOLIC_FOLDERS),
     script:
         "../scripts/symbolic_regression.py"
 
@@ -64,20 +69,81 @@ rule symbolic_regression:
 rule symbolic_evaluate:
     input:
         code=stage_sources("symbolic", "generate"),
-        data="results/symbolic/{process}/score_data.parquet",
-        front="results/symbolic/{process}/pareto_front.json",
+        data="results/symbolic/{folder}/score_data.parquet",
+        front="results/symbolic/{folder}/pareto_front.json",
     output:
-        metrics="results/symbolic/{process}/metrics.json",
-        residuals=report("results/symbolic/{process}/residuals.png", category="symbolic", subcategory="{process}"),
-        likelihood=report("results/symbolic/{process}/likelihood.png", category="symbolic", subcategory="{process}"),
-        sally="results/symbolic/{process}/sally.pt",
+        metrics="results/symbolic/{folder}/metrics.json",
+        residuals=report("results/symbolic/{folder}/residuals.png", category="symbolic", subcategory="{folder}"),
+        likelihood=report("results/symbolic/{folder}/likelihood.png", category="symbolic", subcategory="{folder}"),
+        sally="results/symbolic/{folder}/sally.pt",
     params:
-        settings=config["symbolic"]["evaluation"],
+        settings=lambda w: config["symbolic"]["evaluation"]
+        | ({"branching_ratio": SYMBOLIC_DETECTOR["branching_ratio"]} if "/" in w.folder else {}),
         seed=config["seed"],
     log:
-        "logs/symbolic/{process}/evaluate.log",
+        "logs/symbolic/{folder}/evaluate.log",
     benchmark:
-        "benchmarks/symbolic/{process}/evaluate.tsv"
+        "benchmarks/symbolic/{folder}/evaluate.tsv"
+    threads: RES["symbolic_evaluate"]["threads"]
+    resources:
+        mem_mb=RES["symbolic_evaluate"]["mem_mb"],
+        runtime=RES["symbolic_evaluate"]["runtime"],
+    conda:
+        "../envs/symbolic.yaml"
+    wildcard_constraints:
+        folder=constraint(SYMBOLIC_FOLDERS),
+    script:
+        "../scripts/symbolic_evaluate.py"
+
+
+rule symbolic_detector_data:
+    input:
+        code=stage_sources("symbolic", "physics", "madnis"),
+        events="results/madnis/{process}/events.parquet",
+        prepared=expand("results/data/{name}/{split}.parquet", name=SYMBOLIC_DETECTOR["sample"] or [], split=["train", "val", "test"]),
+    output:
+        data="results/symbolic/{process}/{level}/score_data.parquet",
+        summary="results/symbolic/{process}/{level}/score_data.json",
+        figure=report("results/symbolic/{process}/{level}/score_vs_observables.png", category="symbolic", subcategory="{process}/{level}"),
+    params:
+        process=lambda w: process_spec(config, w.process),
+        settings=lambda w: {"level": w.level, "test_fraction": config["symbolic"]["test_fraction"],
+                            "n_simulated": config["samples"][SYMBOLIC_DETECTOR["sample"]]["n_events"]},
+        device=config["device"],
+        seed=config["seed"],
+    log:
+        "logs/symbolic/{process}/{level}/data.log",
+    benchmark:
+        "benchmarks/symbolic/{process}/{level}/data.tsv"
+    threads: RES["symbolic_data"]["threads"]
+    resources:
+        mem_mb=RES["symbolic_data"]["mem_mb"],
+        runtime=RES["symbolic_data"]["runtime"],
+    conda:
+        "../envs/symbolic.yaml"
+    wildcard_constraints:
+        process=constraint(config["symbolic"]["processes"]),
+        level=constraint([SYMBOLIC_DETECTOR["level"]]),
+    script:
+        "../scripts/symbolic_detector_data.py"
+
+
+rule symbolic_constants:
+    input:
+        code=stage_sources("symbolic"),
+        front="results/symbolic/{process}/pareto_front.json",
+        data="results/symbolic/{process}/{level}/score_data.parquet",
+    output:
+        json="results/symbolic/{process}/{level}/constants.json",
+        markdown="results/symbolic/{process}/{level}/constants.md",
+    params:
+        settings={"chosen_complexity_max": config["symbolic"]["evaluation"]["chosen_complexity_max"],
+                  "bootstrap": SYMBOLIC_DETECTOR["bootstrap"]},
+        seed=config["seed"],
+    log:
+        "logs/symbolic/{process}/{level}/constants.log",
+    benchmark:
+        "benchmarks/symbolic/{process}/{level}/constants.tsv"
     threads: RES["symbolic_evaluate"]["threads"]
     resources:
         mem_mb=RES["symbolic_evaluate"]["mem_mb"],
@@ -86,5 +152,6 @@ rule symbolic_evaluate:
         "../envs/symbolic.yaml"
     wildcard_constraints:
         process=constraint(config["symbolic"]["processes"]),
+        level=constraint([SYMBOLIC_DETECTOR["level"]]),
     script:
-        "../scripts/symbolic_evaluate.py"
+        "../scripts/symbolic_constants.py"

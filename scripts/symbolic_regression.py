@@ -5,4 +5,4 @@ from lhcchain.symbolic.run import regress
 sm = snakemake  # noqa: F821 - injected by Snakemake
 with stage_errors(sm.log[0]):
     regress(sm.input.data, sm.params.settings, dict(sm.output.items()),
-            seed=derive_seed(sm.params.seed, "symbolic_regression", sm.wildcards.process))
+            seed=derive_seed(sm.params.seed, "symbolic_regression", sm.wildcards.folder))

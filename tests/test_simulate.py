@@ -158,3 +158,36 @@ def test_lhe_chunk_showers_its_own_slice(tmp_path, data_dir) -> None:
         want = sorted(np.hypot(p.px, p.py) for p in lep)
         have = sorted(float(pt) for pt, pid, st in zip(got.LHEPart_pt, got.LHEPart_pdgId, got.LHEPart_status) if st == 1 and abs(pid) in (11, 13))
         assert have == pytest.approx(want, rel=1e-5)
+    assert uproot.open(tmp_path / "c2.root")["Events"]["event"].array(library="np").tolist() == list(range(50, 75))
+
+
+def test_lhe_event_numbers_survive_a_failed_event(tmp_path, data_dir, monkeypatch) -> None:
+    """An LHE event on which Pythia fails is dropped, and ``event`` still gives each row's position in
+    the file: the rows' hard leptons are those of the LHE events at those positions."""
+    import lhcchain.simulate.pythia as pythia_module
+
+    make = pythia_module._make_pythia
+
+    class FailThird:  # Pythia that reads the third event of its slice and reports a failure
+        def __init__(self, cfg):
+            self._pythia, self._calls = make(cfg), 0
+
+        def __getattr__(self, name):
+            return getattr(self._pythia, name)
+
+        def next(self) -> bool:
+            self._calls += 1
+            return self._pythia.next() and self._calls != 3
+
+    monkeypatch.setattr(pythia_module, "_make_pythia", FailThird)
+    lhe = data_dir / "pylhe-testfile-powheg-box-v2-Zj.lhe"
+    sample = {"process": "lhe", "lhe_file": str(lhe), "n_events": 20, "chunks": 2}
+    simulate_chunk("powheg", sample, 1, 1, DETECTOR, CONFIG["simulate"]["jets"], tmp_path / "c.root", tmp_path / "c.json", batch_size=4)
+    tree = uproot.open(tmp_path / "c.root")["Events"].arrays(["event", "LHEPart_pt", "LHEPart_pdgId", "LHEPart_status"])
+    assert tree.event.tolist() == [10, 11, *range(13, 20)]
+    events = list(pylhe.LHEFile.fromfile(str(lhe)).events)
+    for got in tree:
+        lep = [p for p in events[got.event].particles if p.status == 1 and abs(p.id) in (11, 13)]
+        have = sorted(float(pt) for pt, pid, st in zip(got.LHEPart_pt, got.LHEPart_pdgId, got.LHEPart_status) if st == 1 and abs(pid) in (11, 13))
+        # 2 %: Pythia gives the massless LHE leptons their mass and reshuffles momenta in a few events
+        assert have == pytest.approx(sorted(np.hypot(p.px, p.py) for p in lep), rel=0.02)

@@ -57,11 +57,12 @@ def test_cluster_profile_dry_run(project: Path, profile: str) -> None:
     res = snakemake(["-n", "--profile", f"workflow/profiles/{profile}", "--configfile", "config/test.yaml"], project)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     jobs = scheduled(res.stdout + res.stderr)
-    assert jobs["simulate"] == 6 and jobs["prepare"] == 8 and jobs["simulate_summary"] == 4
+    assert jobs["simulate"] == 7 and jobs["prepare"] == 9 and jobs["simulate_summary"] == 5
     assert jobs["amplitude_data"] == jobs["train_amplitude"] == jobs["evaluate_amplitude"] == 1
     assert jobs["train_generator"] == jobs["sample_generator"] == jobs["evaluate_generator"] == 1
     assert jobs["madnis_integrate"] == jobs["madnis_unweight"] == 4
-    assert jobs["symbolic_data"] == jobs["symbolic_regression"] == jobs["symbolic_evaluate"] == 1
+    assert jobs["symbolic_data"] == jobs["symbolic_detector_data"] == jobs["symbolic_constants"] == 1
+    assert jobs["symbolic_regression"] == jobs["symbolic_evaluate"] == 2  # parton and detector level
     assert jobs["reweight_train"] == jobs["reweight_evaluate"] == 2
     assert jobs["unfold_ibu"] == jobs["unfold_omnifold"] == jobs["unfold_cinn"] == jobs["unfold_icinn"] == jobs["unfold_evaluate"] == 1
     assert jobs["shower_reference"] == jobs["train_showers"] == 2 and jobs["sample_showers"] == jobs["evaluate_showers"] == 1
@@ -138,6 +139,11 @@ def test_end_to_end_outputs(e2e: Path) -> None:
     assert symbolic["n_test_events"] == 100 and symbolic["observables"]["score (exact)"]["information_linear"] == pytest.approx(1.0)
     front = json.loads((e2e / "results/symbolic/wbf_higgs/pareto_front.json").read_text())["front"]
     assert front and all(e["formula"] and e["latex"] for e in front)
+    reco = json.loads((e2e / "results/symbolic/wbf_higgs/reco/score_data.json").read_text())
+    assert reco["n_simulated"] == 200 and 0 < reco["n_events"] < 200  # madnis's 200 events showered, H -> mu mu selected
+    reco_metrics = json.loads((e2e / "results/symbolic/wbf_higgs/reco/metrics.json").read_text())
+    assert reco_metrics["n_test_events"] == reco["n_test"] and reco_metrics["branching_ratio"] == yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["symbolic"]["detector"]["branching_ratio"]
+    assert (e2e / "results/symbolic/wbf_higgs/reco/constants.md").stat().st_size > 0
     # The nominal sample's particle-level Z peak, from tiny statistics: a loose sanity bound here;
     # the 1 GeV statement is checked on the default config (see README).
     peak = json.loads((e2e / "results/data/nominal/metrics.json").read_text())["mll_peak"]["particle"]

@@ -113,19 +113,25 @@ def generate(cfg: GeneratorConfig, batch_size: int = 500, max_failures: int = 20
       ``hard``: the hard-process record (``px, py, pz, E, pdgId``, ``status`` -1 incoming,
       2 intermediate, 1 outgoing, as in LHE);
       ``weight``: the event weight (``Info::weight``);
+      ``index``: the event's number in the input: for LHE input its position in the file (from 0; an
+      event Pythia fails on is skipped, and the numbers of the later ones still match the file),
+      otherwise the count of generated events from 0;
     and ``attrs["cross_section_pb"]``, Pythia's running estimate of the generated cross-section in pb.
-    For LHE input fewer events come back when the file ends.
+    For LHE input fewer events come back when the file ends or Pythia fails on an event of the slice.
     """
     pythia = _make_pythia(cfg)
     charge_cache: dict[int, float] = {}
     progress = Progress(f"pythia ({cfg.process})", total=cfg.n_events)
-    done, failures = 0, 0
+    done, failures, calls = 0, 0, 0
     while done < cfg.n_events:
         final: list[tuple] = []
         hard: list[tuple] = []
-        n_part, n_hard, weights = [], [], []
+        n_part, n_hard, weights, index = [], [], [], []
         target = min(batch_size, cfg.n_events - done)
         while len(weights) < target:
+            if cfg.process == "lhe" and calls == cfg.n_events:
+                break  # the chunk's slice is read: a failed event is not replaced by the next chunk's first
+            calls += 1  # each call reads one LHE event, whether or not Pythia succeeds
             if not pythia.next():
                 if cfg.process == "lhe" and pythia.infoPython().atEndOfFile():
                     break
@@ -140,9 +146,10 @@ def generate(cfg: GeneratorConfig, batch_size: int = 500, max_failures: int = 20
             n_part.append(len(final) - n0)
             n_hard.append(len(hard) - h0)
             weights.append(pythia.infoPython().weight())  # infoPython() returns a snapshot
+            index.append(cfg.skip + calls - 1 if cfg.process == "lhe" else done + len(weights) - 1)
         if not weights:
             break
-        yield _batch(final, hard, n_part, n_hard, weights, pythia, charge_cache)
+        yield _batch(final, hard, n_part, n_hard, weights, index, pythia, charge_cache)
         done += len(weights)
         progress.update(len(weights))
         if len(weights) < target:
@@ -156,7 +163,7 @@ def _columns(rows: list[tuple], n_cols: int) -> np.ndarray:
 
 
 def _batch(final: list[tuple], hard: list[tuple], n_part: list[int], n_hard: list[int], weights: list[float],
-           pythia, charge_cache: dict[int, float]) -> ak.Array:  # noqa: ANN001 - pythia8mc.Pythia has no stubs
+           index: list[int], pythia, charge_cache: dict[int, float]) -> ak.Array:  # noqa: ANN001 - pythia8mc.Pythia has no stubs
     """Columnar batch of events from per-particle rows ``(px, py, pz, E, pdgId, status)``."""
     f, h = _columns(final, 6), _columns(hard, 6)
     pid = f[:, 4].astype(np.int32)
@@ -167,7 +174,7 @@ def _batch(final: list[tuple], hard: list[tuple], n_part: list[int], n_hard: lis
     hard_rec = ak.zip({"px": h[:, 0], "py": h[:, 1], "pz": h[:, 2], "E": h[:, 3], "pdgId": h[:, 4].astype(np.int32), "status": h[:, 5].astype(np.int32)})
     return ak.zip(
         {"particles": ak.unflatten(particles, np.asarray(n_part)), "hard": ak.unflatten(hard_rec, np.asarray(n_hard)),
-         "weight": np.asarray(weights, dtype=np.float64)},
+         "weight": np.asarray(weights, dtype=np.float64), "index": np.asarray(index, dtype=np.int64)},
         depth_limit=1,
         attrs={"cross_section_pb": pythia.infoPython().sigmaGen() * MB_TO_PB},
     )

@@ -6,7 +6,8 @@ Branches (NanoAOD names; every collection ``X`` has its counter ``nX``), GeV and
   ``GenDressedLepton_{pt,eta,phi,mass,pdgId}``; ``GenJet_{pt,eta,phi,mass,nConstituents,girth,tau21}``;
   ``GenMET_{pt,phi}``; ``Muon_*``/``Electron_*`` with ``charge, pdgId, pfRelIso03_all``;
   ``Jet_*`` (as GenJet); ``MET_{pt,phi}``.
-``run`` is the chunk index and ``event`` counts from 0 within the chunk, so (run, event) is unique per sample.
+``run`` is the chunk index and ``event`` counts from 0 within the chunk, so (run, event) is unique per sample;
+for LHE input ``event`` is the event's position in the LHE file (from 0), which links it to its hard event.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ def chunk_config(sample: str, sample_cfg: Mapping[str, Any], chunk: int, seed: i
     )
 
 
-def event_record(batch: ak.Array, detector: Mapping[str, Any], jets: Mapping[str, Any], rng: np.random.Generator, chunk: int, first: int) -> dict[str, Any]:
+def event_record(batch: ak.Array, detector: Mapping[str, Any], jets: Mapping[str, Any], rng: np.random.Generator, chunk: int) -> dict[str, Any]:
     """NanoAOD-style collections (name -> array) for one generated batch."""
     n = len(batch)
     gen = particle_level(batch.particles, jets["radius"], jets["pt_min"], jets.get("dress_radius", 0.1))
@@ -55,7 +56,7 @@ def event_record(batch: ak.Array, detector: Mapping[str, Any], jets: Mapping[str
     out: dict[str, Any] = {
         "run": np.full(n, chunk, dtype=np.int32),
         "luminosityBlock": np.ones(n, dtype=np.int32),
-        "event": np.arange(first, first + n, dtype=np.int64),
+        "event": ak.to_numpy(batch.index),
         "genWeight": ak.to_numpy(batch.weight).astype(np.float32),
         "LHEPart": hard_process(batch.hard),
     }
@@ -99,7 +100,7 @@ def simulate_chunk(
             for batch in generate(cfg, batch_size=batch_size):
                 sigma_pb = float(batch.attrs["cross_section_pb"])
                 gen_time += time.perf_counter() - t_gen
-                record = event_record(batch, detector, jets, rng, chunk, n_done)
+                record = event_record(batch, detector, jets, rng, chunk)
                 if n_done == 0:
                     f.mktree("Events", branch_types(record), counter_name=lambda c: f"n{c}", field_name=lambda o, i: f"{o}_{i}")
                 f["Events"].extend(record)

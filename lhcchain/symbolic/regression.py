@@ -1,6 +1,10 @@
 """Symbolic regression of the score: a Pareto front of formulas, simplified and refitted.
 
-Engine: pyoperon (C++ genetic programming, :class:`pyoperon.sklearn.SymbolicRegressor`), run with
+Engines (``engine``): ``pyoperon`` (default), ``gplearn`` (fallback, pure Python) and ``pysr``
+(only where PySR and Julia are installed; not on the development machines, so untested there).
+A requested engine that is not installed stops with :class:`~lhcchain.errors.InputError`.
+
+pyoperon (C++ genetic programming, :class:`pyoperon.sklearn.SymbolicRegressor`) runs with
 
 * two objectives, ``mse`` (with operon's linear scaling ``a g(x) + b``) and ``length`` (tree
   nodes), so that NSGA-II returns a true Pareto front rather than one best model;
@@ -8,6 +12,13 @@ Engine: pyoperon (C++ genetic programming, :class:`pyoperon.sklearn.SymbolicRegr
   operon does not fit constants);
 * one thread and a seed: the same settings give the same front on the same machine. A wall-clock
   limit (``max_minutes``) ends the search at a load-dependent point and breaks that.
+
+gplearn (:class:`gplearn.genetic.SymbolicRegressor`) has one objective and no constant fitting. It
+runs with operon's linear scaling as its fitness (``1 - corr(g(x), y)^2``, the MSE of the best
+``a g(x) + b`` over ``Var(y)``) plus ``parsimony`` per node, ``max_evaluations / population_size``
+generations at most, one job and a seed (deterministic). Its front is the non-dominated set in
+(length, fitness) of every program of every generation up to ``max_length`` nodes, each scaled by
+its least-squares ``a, b``. Its protected ``div``, ``log`` and ``sqrt`` become the plain functions.
 
 Each front member is parsed into sympy (operon's ``^ 2`` is ``square``) and simplified
 (:func:`parametrise`: common factors pulled out, one overall constant per product of sums). A constant
@@ -22,8 +33,10 @@ recomputed in (complexity, refitted MSE): every kept formula is better than all 
 
 from __future__ import annotations
 
+import importlib
 import logging
 import math
+import shutil
 import time
 import warnings
 from collections.abc import Mapping, Sequence
@@ -39,8 +52,8 @@ log = logging.getLogger("lhcchain")
 
 #: Operators the config may list, as pyoperon names them (``square``: x^2, ``div``: a / b).
 OPERATORS = ("add", "sub", "mul", "div", "square", "sin", "cos", "exp", "log", "sqrt", "tanh", "abs")
-#: Engines the stage can run.
-ENGINES = ("pyoperon",)
+#: Engines the stage can run (module doc).
+ENGINES = ("pyoperon", "gplearn", "pysr")
 #: pyoperon keyword arguments the config sets directly (the rest are fixed by the module doc).
 OPERON_KEYS = ("population_size", "generations", "max_evaluations", "max_depth", "optimizer_iterations", "tournament_size")
 
@@ -49,21 +62,25 @@ _SYMPY_FUNCTIONS = {"sin": sympy.sin, "cos": sympy.cos, "exp": sympy.exp, "log":
 
 
 def check_settings(settings: Mapping[str, Any]) -> None:
-    """Raise :class:`InputError` for an unknown engine or operator, a missing engine or no constant fits."""
+    """Raise :class:`InputError` for an unknown engine or operator, an engine that is not installed
+    (PySR: also without Julia) or, with pyoperon, no constant fits."""
     engine = settings.get("engine", "pyoperon")
     if engine not in ENGINES:
-        raise InputError(f"symbolic.regression.engine: unknown engine {engine!r}; available: {', '.join(ENGINES)} "
-                         "(PySR needs Julia and gplearn is not wired in)")
+        raise InputError(f"symbolic.regression.engine: unknown engine {engine!r}; available: {', '.join(ENGINES)}")
     unknown = [op for op in settings["operators"] if op not in OPERATORS]
     if unknown:
         raise InputError(f"symbolic.regression.operators: unknown operator(s) {', '.join(map(repr, unknown))}; "
                          f"the {engine} engine knows {', '.join(OPERATORS)}")
-    if int(settings["optimizer_iterations"]) < 1:
+    if engine == "pyoperon" and int(settings["optimizer_iterations"]) < 1:
         raise InputError("symbolic.regression.optimizer_iterations must be >= 1: without it pyoperon fits no constants")
+    module = {"pyoperon": "pyoperon.sklearn", "gplearn": "gplearn.genetic", "pysr": "pysr"}[engine]
     try:
-        import pyoperon.sklearn  # noqa: F401
+        importlib.import_module(module)
     except ImportError as exc:
-        raise InputError(f"symbolic.regression.engine: pyoperon is not installed ({exc}); `pip install pyoperon`") from None
+        raise InputError(f"symbolic.regression.engine: {engine} is not installed ({exc}); `pip install {engine}`"
+                         + (" and Julia" if engine == "pysr" else "") + ", or choose another engine") from None
+    if engine == "pysr" and shutil.which("julia") is None:
+        raise InputError("symbolic.regression.engine: pysr needs Julia, which is not on the PATH; choose pyoperon or gplearn")
 
 
 def complexity(expr: sympy.Expr) -> int:
@@ -175,8 +192,16 @@ def refit(expr: sympy.Expr, params: Sequence[sympy.Symbol], p0: Sequence[float],
 
 
 def run_engine(x: np.ndarray, y: np.ndarray, names: Sequence[str], settings: Mapping[str, Any], seed: int) -> list[str]:
-    """Formulas of the engine's Pareto front (operon infix, full precision), simplest first."""
+    """Formulas of the engine's Pareto front (infix strings that sympy parses, full precision), simplest first."""
     check_settings(settings)
+    engine = settings.get("engine", "pyoperon")
+    run = {"pyoperon": _run_operon, "gplearn": _run_gplearn, "pysr": _run_pysr}[engine]
+    formulas = run(x, y, names, settings, seed)
+    log.info("symbolic: %s front of %d:\n%s", engine, len(formulas), "\n".join(formulas))
+    return formulas
+
+
+def _run_operon(x: np.ndarray, y: np.ndarray, names: Sequence[str], settings: Mapping[str, Any], seed: int) -> list[str]:
     from pyoperon.sklearn import SymbolicRegressor
 
     minutes = settings.get("max_minutes")
@@ -191,10 +216,96 @@ def run_engine(x: np.ndarray, y: np.ndarray, names: Sequence[str], settings: Map
     )
     regressor.fit(x, y)
     front = sorted(regressor.pareto_front_, key=lambda m: m["length"])
-    formulas = [regressor.get_model_string(m["tree"], 12, list(names)) for m in front]
-    log.info("symbolic: pyoperon ran %d generations, %d residual evaluations; front of %d:\n%s",
-             regressor.stats_["generations"], regressor.stats_["residual_evaluations"], len(front), "\n".join(formulas))
+    log.info("symbolic: pyoperon ran %d generations, %d residual evaluations",
+             regressor.stats_["generations"], regressor.stats_["residual_evaluations"])
+    return [regressor.get_model_string(m["tree"], 12, list(names)) for m in front]
+
+
+def _scaled_loss(y: np.ndarray, pred: np.ndarray, w: np.ndarray) -> float:
+    """gplearn fitness: ``1 - corr(pred, y)^2`` (weighted), 1 for a constant or non-finite ``pred``."""
+    if not np.isfinite(pred).all() or np.ptp(pred) == 0.0:
+        return 1.0
+    c = np.cov(pred, y, aweights=w)
+    return float(1.0 - c[0, 1] ** 2 / (c[0, 0] * c[1, 1]))
+
+
+def _gplearn_functions(operators: Sequence[str]) -> list[Any]:
+    from gplearn.functions import make_function
+
+    extra = {"square": np.square, "tanh": np.tanh,
+             "exp": lambda a: np.exp(np.clip(a, -50.0, 50.0))}  # gplearn needs closure under every input
+    return [op if op not in extra else make_function(function=extra[op], name=op, arity=1, wrap=False) for op in operators]
+
+
+#: gplearn's names of our operators in the infix of :func:`_gplearn_infix`.
+_GPLEARN_INFIX = {"add": "({} + {})", "sub": "({} - {})", "mul": "({} * {})", "div": "({} / {})", "square": "({})^2",
+                  "sin": "sin({})", "cos": "cos({})", "exp": "exp({})", "log": "log(abs({}))", "sqrt": "sqrt(abs({}))",
+                  "tanh": "tanh({})", "abs": "abs({})"}
+
+
+def _gplearn_infix(program: Any, names: Sequence[str]) -> str:
+    """Infix string of a gplearn program (its prefix list of functions, variable indices and constants)."""
+    nodes = program.program
+
+    def build(i: int) -> tuple[str, int]:
+        node = nodes[i]
+        if not hasattr(node, "arity"):
+            return (names[node] if isinstance(node, (int, np.integer)) else repr(float(node))), i + 1
+        args, j = [], i + 1
+        for _ in range(node.arity):
+            arg, j = build(j)
+            args.append(arg)
+        return _GPLEARN_INFIX[node.name].format(*args), j
+
+    return build(0)[0]
+
+
+def _run_gplearn(x: np.ndarray, y: np.ndarray, names: Sequence[str], settings: Mapping[str, Any], seed: int) -> list[str]:
+    from gplearn.fitness import make_fitness
+    from gplearn.genetic import SymbolicRegressor
+
+    population = int(settings["population_size"])
+    generations = max(1, min(int(settings["generations"]), int(settings["max_evaluations"]) // population))
+    regressor = SymbolicRegressor(
+        population_size=population, generations=generations,
+        tournament_size=int(settings.get("tournament_size", 20)),
+        function_set=_gplearn_functions(settings["operators"]),
+        metric=make_fitness(function=_scaled_loss, greater_is_better=False, wrap=False),
+        parsimony_coefficient=float(settings["parsimony"]), n_jobs=1, random_state=int(seed),
+    )
+    regressor.fit(x, y)
+    best: dict[int, Any] = {}  # length -> best program of that length over every generation
+    for generation in regressor._programs:  # gplearn keeps every generation (low_memory=False)
+        for program in generation or []:
+            if program is None or program.length_ > int(settings["max_length"]):
+                continue
+            if program.length_ not in best or program.raw_fitness_ < best[program.length_].raw_fitness_:
+                best[program.length_] = program
+    formulas, record = [], np.inf
+    for length in sorted(best):
+        program = best[length]
+        if program.raw_fitness_ >= record:
+            continue
+        record = program.raw_fitness_
+        pred = program.execute(x)
+        a, b = np.polyfit(pred, y, 1)
+        formulas.append(f"{float(a)!r} * {_gplearn_infix(program, names)} + {float(b)!r}")
+    log.info("symbolic: gplearn ran %d generations of %d programs", generations, population)
     return formulas
+
+
+def _run_pysr(x: np.ndarray, y: np.ndarray, names: Sequence[str], settings: Mapping[str, Any], seed: int) -> list[str]:
+    # Optional engine, imported by name: PySR (and Julia) are in neither pyproject.toml nor the envs.
+    PySRRegressor = importlib.import_module("pysr").PySRRegressor  # noqa: N806
+    binary = {"add": "+", "sub": "-", "mul": "*", "div": "/"}
+    regressor = PySRRegressor(
+        binary_operators=[binary[op] for op in settings["operators"] if op in binary],
+        unary_operators=[op for op in settings["operators"] if op not in binary],
+        maxsize=int(settings["max_length"]), populations=1, population_size=int(settings["population_size"]),
+        niterations=int(settings["generations"]), random_state=int(seed), deterministic=True, parallelism="serial",
+    )
+    regressor.fit(x, y, variable_names=list(names))
+    return [str(e) for e in regressor.equations_.sort_values("complexity")["sympy_format"]]
 
 
 def pareto_front(entries: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:

@@ -30,6 +30,7 @@ from ..io import staged_outputs, write_json
 from ..physics.processes import build_process
 from . import figures
 from .data import OBSERVABLES, generate_events, read_events, read_score_data, score_data, write_score_data
+from .detector import detector_score_data, read_prepared, refit_constants
 from .information import binned_q, evaluate_observable, expected_events, intervals, train_sally, unbinned_q
 from .regression import markdown_table, symbolic_regression
 
@@ -57,10 +58,7 @@ def make_score_data(spec: Mapping[str, Any], settings: Mapping[str, Any], events
         source = str(events)
     data = score_data(process, ev)
     n = len(data["t"])
-    rng = np.random.default_rng(seed)
-    split = np.zeros(n, dtype=np.int64)
-    split[rng.permutation(n)[: int(round(float(settings["test_fraction"]) * n))]] = 1
-    data["split"] = split
+    split = data["split"] = _split(n, float(settings["test_fraction"]), seed)
     t = data["t"]
     cp_odd = data["x1"] * data["x2"] * np.sin(data["delta_phi"])
     summary = {
@@ -76,6 +74,86 @@ def make_score_data(spec: Mapping[str, Any], settings: Mapping[str, Any], events
         write_score_data(p_data, data, {"cross_section_pb": ev["cross_section_pb"], "process": process.name, "source": source})
         write_json(p_summary, summary)
         figures.score_vs_observables(data, list(OBSERVABLES), p_fig)
+
+
+def _split(n: int, test_fraction: float, seed: int) -> np.ndarray:
+    """0 (train) or 1 (test) per event, ``test_fraction`` of them test, drawn with ``seed``."""
+    split = np.zeros(n, dtype=np.int64)
+    split[np.random.default_rng(seed).permutation(n)[: int(round(test_fraction * n))]] = 1
+    return split
+
+
+def make_detector_score_data(spec: Mapping[str, Any], settings: Mapping[str, Any], events: str, prepared: list[str],
+                             outputs: Mapping[str, str], device: str = "cpu", threads: int = 1, seed: int = 0) -> None:
+    """Score data at ``settings['level']`` (:mod:`.detector`): the madnis ``events`` parquet (the LHE
+    file's events, in order) joined with the ``prepared`` rows of their showered events. The
+    cross-section in the metadata is the madnis one times the selection efficiency among the
+    ``settings['n_simulated']`` first events of the file (pb)."""
+    process = build_process(spec, device, threads)
+    level = str(settings["level"])
+    ev = read_events(events)
+    parton = score_data(process, ev)
+    n_lhe = len(parton["t"])
+    data = detector_score_data(parton, read_prepared(prepared, level), level, process.ew.mh, n_lhe)
+    n, n_sim = len(data["t"]), min(int(settings["n_simulated"]), n_lhe)
+    data["split"] = _split(n, float(settings["test_fraction"]), seed)
+    sigma = ev["cross_section_pb"] * n / n_sim
+    t = data["t"]
+    summary = {
+        "source": str(events), "level": level, "n_lhe_events": n_lhe, "n_simulated": n_sim, "n_events": n,
+        "efficiency": n / n_sim, "n_train": int((data["split"] == 0).sum()), "n_test": int((data["split"] == 1).sum()),
+        "cross_section_pb": sigma, "score_std_tev2": float(t.std()),
+        "corr_score_pt1_pt2_sin_delta_phi": float(np.corrcoef(t, data["x1"] * data["x2"] * np.sin(data["delta_phi"]))[0, 1]),
+        "corr_score_pt1_pt2_sin_delta_phi_parton": float(np.corrcoef(
+            t, data["parton_x1"] * data["parton_x2"] * np.sin(data["parton_delta_phi"]))[0, 1]),
+    }
+    log.info("symbolic: %d of %d simulated events pass the %s selection (sigma x eff = %.4g pb); corr(t, x1 x2 sin dphi) "
+             "= %.3f (%s), %.3f (parton)", n, n_sim, level, sigma, summary["corr_score_pt1_pt2_sin_delta_phi"], level,
+             summary["corr_score_pt1_pt2_sin_delta_phi_parton"])
+    with staged_outputs(outputs["data"], outputs["summary"], outputs["figure"]) as (p_data, p_summary, p_fig):
+        write_score_data(p_data, data, {"cross_section_pb": sigma, "process": process.name, "source": str(events), "level": level})
+        write_json(p_summary, summary)
+        figures.score_vs_observables(data, list(OBSERVABLES), p_fig)
+
+
+def compare_constants(parton_front: str, score_path: str, settings: Mapping[str, Any], outputs: Mapping[str, str],
+                      seed: int = 0) -> None:
+    """Constants of every parton-level front formula up to ``chosen_complexity_max``, refitted on the
+    detector-level training events with their parton-level observables and with their detector-level
+    ones (errors: the fit's and the spread of ``bootstrap`` refits); JSON and a Markdown table."""
+    with open(parton_front) as f:
+        front = json.load(f)
+    data, meta = read_score_data(score_path)
+    train = _rows(data, 0)
+    names = front["variables"]
+    t = train["t"]
+    x_parton = _matrix({n: train[f"parton_{n}"] for n in names if f"parton_{n}" in train}, names, score_path)
+    x_level = _matrix(train, names, score_path)
+    level = meta.get("level", "reco")
+    rows = []
+    for e in front["front"]:
+        if e["complexity"] > int(settings["chosen_complexity_max"]) or not e["parameters"]:
+            continue
+        fit = refit_constants(e["parametric"], e["parameters"], names, x_parton, x_level, t, int(settings["bootstrap"]), seed)
+        rows.append({"complexity": e["complexity"], "parametric": e["parametric"], "parton_front": e["parameters"],
+                     "parameters": fit["parameters"], "mse_tev4": fit["mse"],
+                     "mse_over_var": {k: v / float(np.var(t)) for k, v in fit["mse"].items()}})
+    doc = {"process": meta.get("process"), "level": level, "n_events": int(len(t)), "bootstrap": int(settings["bootstrap"]),
+           "formulas": rows}
+    lines = [f"Constants of the parton-level front formulas refitted on the {len(t)} {level}-level training events, "
+             f"with their parton-level observables and with their {level}-level ones: value ± fit error "
+             f"(bootstrap std over {settings['bootstrap']} refits); the shift {level} - parton in units of its bootstrap std.\n",
+             f"| complexity | formula | parameter | parton | {level} | shift / std |", "| --- | --- | --- | --- | --- | --- |"]
+    for row in rows:
+        for p, v in row["parameters"].items():
+            a, b = v["parton"], v["level"]
+            lines.append(f"| {row['complexity']} | `{row['parametric']}` | {p} | {a['value']:.4g} ± {a['error']:.2g} "
+                         f"({a['bootstrap_std']:.2g}) | {b['value']:.4g} ± {b['error']:.2g} ({b['bootstrap_std']:.2g}) | "
+                         f"{v['shift']['value'] / v['shift']['bootstrap_std']:.1f} |")
+    with staged_outputs(outputs["json"], outputs["markdown"]) as (p_json, p_md):
+        write_json(p_json, doc)
+        with open(p_md, "w") as f:
+            f.write("\n".join(lines) + "\n")
 
 
 def _rows(data: Mapping[str, np.ndarray], part: int) -> dict[str, np.ndarray]:
@@ -161,7 +239,7 @@ def evaluate(score_path: str, front_path: str, settings: Mapping[str, Any], outp
 
     table = {name: evaluate_observable(o, t, r, expected, bins) for name, o in observables.items()}
     width = 1.0 / np.sqrt(expected * np.var(t))
-    table["exact likelihood (unbinned)"] = {"information_linear": None, "information_histogram": 1.0,
+    table["exact likelihood (unbinned)"] = {"information_linear": None, "information_calibrated": None, "information_histogram": 1.0,
                                             **intervals(unbinned_q(t, r, expected), width)}
     ref95 = np.diff(table["score (exact)"]["cl95"])[0]
     for row in table.values():
@@ -179,12 +257,14 @@ def evaluate(score_path: str, front_path: str, settings: Mapping[str, Any], outp
         "luminosity_fb": float(settings["luminosity_fb"]), "branching_ratio": float(settings["branching_ratio"]), "bins": bins,
         "chosen": {"complexity": entry["complexity"], "formula": entry["formula"], "latex": entry["latex"],
                    "parameters": entry["parameters"], "information_histogram": row["information_histogram"],
-                   "information_linear": row["information_linear"], "width95_ratio_to_score": row["width95_ratio_to_score"]},
+                   "information_linear": row["information_linear"], "information_calibrated": row["information_calibrated"],
+                   "width95_ratio_to_score": row["width95_ratio_to_score"]},
         "sally_wall_time_s": sally_s,
         "observables": table,
     }
-    log.info("symbolic: chosen %s: information %.4f (histogram), %.4f (linear); 95%% CL width / score's = %.4f",
-             entry["formula"], row["information_histogram"], row["information_linear"], row["width95_ratio_to_score"])
+    log.info("symbolic: chosen %s: information %.4f (histogram), %.4f (linear), %.4f (calibrated); 95%% CL width / "
+             "score's = %.4f", entry["formula"], row["information_histogram"], row["information_linear"],
+             row["information_calibrated"], row["width95_ratio_to_score"])
     for name, v in table.items():
         log.info("symbolic: %-30s I_hist %s  I_lin %s  95%% CL [%.4f, %.4f] TeV^-2", name,
                  f"{v['information_histogram']:.4f}", "-" if v["information_linear"] is None else f"{v['information_linear']:.4f}",

@@ -12,6 +12,7 @@ from scipy.stats import norm
 from lhcchain.symbolic.information import (
     Q_THRESHOLDS,
     binned_q,
+    calibrated_information,
     histogram_information,
     intervals,
     linear_information,
@@ -94,3 +95,14 @@ def test_sally_learns_known_score(tmp_path):
         predict = train_sally(x[:3000], t[:3000], x[3000:3500], t[3000:3500], settings, tmp_path / "sally.pt", seed=1)
     assert linear_information(t[3500:], predict(x[3500:])) > 0.9
     assert (tmp_path / "sally.pt").exists()
+
+
+def test_calibrated_information_undoes_a_monotone_distortion():
+    """For a Gaussian pair E[t | O] = rho O: the calibrated information is rho^2 for O and for the
+    monotone O^3, whose linear information is lower; a parity-even O (O^2) carries none."""
+    rho = 0.8
+    t, o = gaussian_pair(rho, seed=3)
+    assert calibrated_information(t, o) == pytest.approx(rho**2, abs=0.005)
+    assert linear_information(t, o**3) < rho**2 - 0.05
+    assert calibrated_information(t, o**3) == pytest.approx(rho**2, abs=0.005)
+    assert calibrated_information(t, o**2) < 0.005

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
+import types
 
 import numpy as np
 import pytest
@@ -93,13 +95,44 @@ def test_complexity_and_parametrise():
     assert values == [2.0] and expr == params[0] * x1**2
 
 
+def test_gplearn_recovers_formula():
+    """The gplearn engine (linear-scaling fitness, no constant fits) finds t = A x1 x2 sin(delta_phi):
+    a front member on x1, x2, delta_phi only whose refitted constant is A within 5 % and whose MSE
+    is at the noise level; the same seed repeats the search."""
+    pytest.importorskip("gplearn")
+    rng = np.random.default_rng(7)
+    x, _, _ = synthetic(1500, seed=7)
+    exact = A * x[:, 0] * x[:, 1] * np.sin(x[:, 2])
+    y = exact + rng.normal(0.0, NOISE, len(exact))
+    settings = {**SETTINGS, "engine": "gplearn", "parsimony": 0.001, "population_size": 500, "generations": 10,
+                "max_evaluations": 5000}
+    result = symbolic_regression(x, y, NAMES, settings, seed=3)
+    best = min(result["front"], key=lambda e: e["mse"])
+    assert best["variables"] == ["delta_phi", "x1", "x2"] and best["mse"] < 1.5 * NOISE**2
+    (value,) = [p["value"] for p in best["parameters"].values()]
+    assert value == pytest.approx(A, rel=0.05)
+    tiny = {**settings, "population_size": 50, "generations": 3}
+    assert run_engine(x, y, NAMES, tiny, seed=5) == run_engine(x, y, NAMES, tiny, seed=5)
+
+
 def test_bad_settings(monkeypatch):
     with pytest.raises(InputError, match="unknown operator.*'atan2'"):
         check_settings({**SETTINGS, "operators": ["add", "atan2"]})
-    with pytest.raises(InputError, match="unknown engine 'pysr'"):
-        check_settings({**SETTINGS, "engine": "pysr"})
+    with pytest.raises(InputError, match="unknown engine 'eureqa'"):
+        check_settings({**SETTINGS, "engine": "eureqa"})
     with pytest.raises(InputError, match="optimizer_iterations"):
         check_settings({**SETTINGS, "optimizer_iterations": 0})
+    check_settings({**SETTINGS, "engine": "gplearn", "optimizer_iterations": 0})  # gplearn fits no constants anyway
     monkeypatch.setitem(sys.modules, "pyoperon.sklearn", None)  # as if pyoperon were not installed
     with pytest.raises(InputError, match="pyoperon is not installed"):
         check_settings(SETTINGS)
+    monkeypatch.setitem(sys.modules, "gplearn.genetic", None)
+    with pytest.raises(InputError, match="gplearn is not installed"):
+        check_settings({**SETTINGS, "engine": "gplearn"})
+    monkeypatch.setitem(sys.modules, "pysr", None)
+    with pytest.raises(InputError, match="pysr is not installed.*Julia"):
+        check_settings({**SETTINGS, "engine": "pysr"})
+    monkeypatch.setitem(sys.modules, "pysr", types.ModuleType("pysr"))  # PySR installed, Julia missing
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    with pytest.raises(InputError, match="pysr needs Julia"):
+        check_settings({**SETTINGS, "engine": "pysr"})
