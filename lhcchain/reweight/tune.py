@@ -9,18 +9,20 @@ theta_i) group carries the same total weight, so ``w(x, theta) = D / (1 - D)`` e
 calibration map is applied: one map for all theta would bend the theta dependence, and the fit's
 normalisation term (below) absorbs an overall offset.
 
-Fit. With pseudo-data events x_d (generator weights g_d) and held-out reference events x_r (g_r, not
-used in training), the log-likelihood up to a constant is::
+Fit. With pseudo-data events x_d (generator weights g_d), the log-likelihood of fold network m up to a
+constant is::
 
-    L(theta) = sum_d g_d ln w(x_d, theta) - (sum_d g_d) ln( sum_r g_r w(x_r, theta) / sum_r g_r )
+    L_m(theta) = sum_d g_d ln w_m(x_d, theta) - (sum_d g_d) ln( sum_r g_r w_m(x_r, theta) / sum_r g_r )
 
-The second term normalises ``w`` on the reference, so a classifier whose ratio does not integrate to
-one does not pull the fit. L is evaluated on a regular grid of theta (``grid``); the fitted value is the
+over the reference events r that network m never saw: the held-out reference split (``normalisation``)
+and the reference's training events of fold m. The second term normalises ``w_m`` on the reference, so
+a classifier whose ratio does not integrate to one does not pull the fit. The ensemble's L is the mean
+of the k networks' L_m. L is evaluated on a regular grid of theta (``grid``); the fitted value is the
 vertex of a parabola through the grid points within ``window`` of the largest L, and ``-2 a`` (a: its
 quadratic coefficient) is the curvature, giving ``err_curvature = (-2 a)^(-1/2)``. The quoted error is
 ``sqrt(err_bootstrap^2 + spread^2 / k)``: ``err_bootstrap`` the spread of the fit over Poisson
-bootstrap replicas of the data and normalisation events at a fixed classifier, ``spread`` that of the
-k fold networks' own fits (the classifier's training noise; their ensemble averages it). A vertex
+bootstrap replicas of the data and reference events at a fixed classifier, ``spread`` that of the
+k fold networks' own fits (the classifier's training noise; the ensemble averages it). A vertex
 outside the grid or a curve with no maximum is flagged ``at_boundary``.
 """
 
@@ -44,7 +46,7 @@ from .. import plotting
 from ..device import select_device
 from ..errors import InputError
 from ..io import derive_seed, require_outputs, staged_outputs, write_json
-from .classifier import CrossFit, cross_fit, ensemble_logit, resolve_classifier
+from .classifier import CrossFit, cross_fit, resolve_classifier
 from .run import check_features, load_sample
 
 log = logging.getLogger("lhcchain.reweight")
@@ -64,7 +66,7 @@ class ParameterFit:
     spread: float
     at_boundary: bool
     grid: np.ndarray
-    log_likelihood: np.ndarray  # ensemble L(theta) - max, on grid
+    log_likelihood: np.ndarray  # ensemble L(theta) (mean of the networks') - max, on grid
     member_log_likelihood: np.ndarray  # (k, grid) each fold network's L - its max
     member_values: np.ndarray
     bootstrap_values: np.ndarray
@@ -125,19 +127,19 @@ def vertex(grid: np.ndarray, curve: np.ndarray, window: float) -> tuple[float, f
     return float(np.clip(top, grid[0], grid[-1])), float(1 / math.sqrt(-2 * a)), not inside
 
 
-def fit_parameter(logw_data: np.ndarray, g_data: np.ndarray, logw_norm: np.ndarray, g_norm: np.ndarray, grid: np.ndarray,
-                  window: float, bootstrap: int, rng: np.random.Generator) -> ParameterFit:
-    """The DCTR fit of the module doc from per-network ``ln w`` on the grid: ``logw_*`` of shape (k, grid, n)."""
-    ens_d = ensemble_logit(logw_data)
-    ens_n = ensemble_logit(logw_norm)
-    curve = log_likelihood(ens_d, g_data, ens_n, g_norm)
+def fit_parameter(logw_data: np.ndarray, g_data: np.ndarray, logw_norm: np.ndarray, g_norm: np.ndarray, unseen: np.ndarray,
+                  grid: np.ndarray, window: float, bootstrap: int, rng: np.random.Generator) -> ParameterFit:
+    """The DCTR fit of the module doc from per-network ``ln w`` on the grid: ``logw_*`` of shape (k, grid, n);
+    ``unseen`` (k, n_norm): the reference events each network did not train on (its normalisation)."""
+    k = len(logw_data)
+    members = np.array([log_likelihood(logw_data[m], g_data, logw_norm[m], g_norm * unseen[m]) for m in range(k)])
+    curve = members.mean(0)
     value, err_curv, edge = vertex(grid, curve, window)
-    members = np.array([log_likelihood(logw_data[m], g_data, logw_norm[m], g_norm) for m in range(len(logw_data))])
     member_values = np.array([vertex(grid, c, window)[0] for c in members])
     boots = np.zeros(0)
     if bootstrap:
-        curves = log_likelihood(ens_d, g_data * rng.poisson(1.0, (bootstrap, len(g_data))), ens_n,
-                                g_norm * rng.poisson(1.0, (bootstrap, len(g_norm))))
+        pd, pn = rng.poisson(1.0, (bootstrap, len(g_data))), rng.poisson(1.0, (bootstrap, len(g_norm)))
+        curves = sum(log_likelihood(logw_data[m], g_data * pd, logw_norm[m], g_norm * unseen[m] * pn) for m in range(k)) / k
         boots = np.array([vertex(grid, c, window)[0] for c in curves])
     err_boot = float(np.std(boots, ddof=1)) if len(boots) > 1 else math.nan
     spread = float(np.std(member_values, ddof=1)) if len(member_values) > 1 else 0.0
@@ -160,17 +162,21 @@ def parametrised_fit(reference: tuple[np.ndarray, np.ndarray], normalisation: tu
                     names=[*(names or [f"x{j}" for j in range(x1.shape[1] - 1)]), "theta"], label=label)
     g = settings["grid"]
     grid = np.linspace(float(g["min"]), float(g["max"]), int(g["points"]))
+    k = int(clf["folds"])
+    norm_x = np.concatenate([reference[0], normalisation[0]])
+    norm_g = np.concatenate([reference[1], normalisation[1]])
+    ref_fold = fit.fold[len(x1):]
+    unseen = np.array([np.r_[ref_fold == m, np.ones(len(normalisation[0]), bool)] for m in range(k)])
     t0 = time.perf_counter()
     logw_data = log_ratio_grid(fit, data[0], grid)
-    logw_norm = log_ratio_grid(fit, normalisation[0], grid)
+    logw_norm = log_ratio_grid(fit, norm_x, grid)
     infer = time.perf_counter() - t0
-    result = fit_parameter(logw_data, data[1], logw_norm, normalisation[1], grid, float(settings["window"]),
+    result = fit_parameter(logw_data, data[1], logw_norm, norm_g, unseen, grid, float(settings["window"]),
                            int(settings["bootstrap"]), np.random.default_rng(derive_seed(seed, "bootstrap")))
     epochs = sum(f["epochs"] for f in fit.report["folds"])
-    k = int(clf["folds"])
     n_fit = (len(x1) + len(x0)) * (1 - 1 / k) * (1 - float(clf["val_fraction"]))
     rates = {"train_time_s": fit.report["train_seconds"], "train_events_per_s": n_fit * epochs / max(fit.report["train_seconds"], 1e-9),
-             "inference_events_per_s": k * len(grid) * (len(data[0]) + len(normalisation[0])) / max(infer, 1e-9)}
+             "inference_events_per_s": k * len(grid) * (len(data[0]) + len(norm_x)) / max(infer, 1e-9)}
     return fit, result, rates
 
 
