@@ -50,7 +50,8 @@ def synthetic(folder: Path, n: int, target: bool, seed: int) -> Path:
     rng = np.random.default_rng(seed)
     x = rng.normal(SHIFT, WIDTH, (n, DIMS)) if target else rng.normal(size=(n, DIMS))
     cols = {"file_index": np.zeros(n, np.int16), "entry": np.arange(n), "run": np.ones(n, np.int64), "event": np.arange(n),
-            "weight": np.ones(n), "particle_pass": np.ones(n, bool), **{f"particle_x{j}": x[:, j] for j in range(DIMS)}}
+            "weight": np.ones(n), "particle_pass": np.ones(n, bool), "particle_n_jets": np.zeros(n, np.int16),
+            **{f"particle_x{j}": x[:, j] for j in range(DIMS)}}
     path = folder / ("target" if target else "source") / "train.parquet"
     path.parent.mkdir(parents=True)
     pq.write_table(pa.table(cols), path)
