@@ -218,7 +218,7 @@ def reweight_settings(config: Mapping[str, Any], name: str) -> dict[str, Any]:
     keys laid over it (``classifier`` merged key by key)."""
     rw = config["reweight"]
     pair = _reweight_pair(config, name)
-    settings = {k: copy.deepcopy(v) for k, v in rw.items() if k != "pairs"}
+    settings = {k: copy.deepcopy(v) for k, v in rw.items() if k not in ("pairs", "tune")}
     settings.update({k: v for k, v in pair.items() if k != "classifier"})
     settings["classifier"] = {**rw["classifier"], **pair.get("classifier", {})}
     return settings

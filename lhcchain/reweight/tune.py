@@ -259,8 +259,8 @@ def fit_figure(r: ParameterFit, path: str | os.PathLike[str], parameter: str, tr
         bx.hist(r.bootstrap_values, bins=30, histtype="step", color="tab:blue")
     if truth is not None:
         bx.axvline(truth, color="black", ls="--")
-    bx.set_xlabel(f"{parameter}, bootstrap replicas")
-    bx.set_ylabel("replicas")
+    bx.set_xlabel("fitted value")
+    bx.set_ylabel("bootstrap replicas")
     fig.suptitle(f"DCTR fit of {parameter}: {title}", fontsize=15)
     fig.tight_layout()
     fig.savefig(path, dpi=80)
