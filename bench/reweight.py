@@ -3,7 +3,8 @@
 Runs the stage's two steps (:func:`lhcchain.reweight.run.train` and :func:`~lhcchain.reweight.run.evaluate`)
 with the config's ``reweight`` settings on the config's first pair (default ``nominal_to_alt_tune``),
 reading the prepared samples in ``--data`` (default ``results/data``: run ``snakemake --cores all
-results/data/nominal/metrics.json results/data/alt_tune/metrics.json`` first). ``--minutes`` caps each
+results/data/nominal/metrics.json results/data/alt_tune/metrics.json`` and the same for the tune fit's scan
+samples ``alphas_0p*`` first). ``--minutes`` caps each
 fold network's training. ``--synthetic N`` instead reweights N events of N(0, 1)^8 onto a target shifted
 by 0.1 and narrowed to 0.9 in every dimension (the analytic ratio is known; its median |log w - log w_true|
 is reported).
@@ -11,7 +12,10 @@ is reported).
 Prints ONE JSON line: the closure AUC (a fresh classifier's AUC of reweighted source vs target) with its
 error, the AUC before, the largest chi2/ndf over features before and after, the ESS fraction, the
 classifier's training events/s (event passes per second) and inference events/s (ensemble of the k
-networks), wall time. The parametrised tune fit is not implemented yet: ``fitted_parameter`` is null.
+networks), wall time; and the tune fit (:mod:`lhcchain.reweight.tune`, config ``reweight.tune``): the fitted
+parameter of the pseudo-data with its error, true value and pull, and the parametrised classifier's rates
+(``tune_*``). With ``--synthetic N`` the tune fit is the Gaussian toy of tests/reweight/test_tune.py (the mean
+of N/2 events of N(0.2, 1) x N(0, 1), scan means -0.6, -0.3, 0.3, 0.6, reference mean 0).
 Usage: ``python bench/reweight.py [--data DIR] [--minutes M] [--threads T] [--device D] [--synthetic N]``.
 """
 
@@ -30,11 +34,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from scipy.stats import norm
 
-from lhcchain.config import default_config, reweight_settings
+from lhcchain.config import default_config, reweight_settings, tune_inputs, tune_settings
 from lhcchain.reweight.run import evaluate, output_paths, train
+from lhcchain.reweight.tune import output_paths as tune_paths
+from lhcchain.reweight.tune import parametrised_fit, tune
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIFT, WIDTH, DIMS = 0.1, 0.9, 8
+TOY_SCAN, TOY_TRUE = (-0.6, -0.3, 0.3, 0.6), 0.2
 
 
 def synthetic(folder: Path, n: int, target: bool, seed: int) -> Path:
@@ -42,7 +49,8 @@ def synthetic(folder: Path, n: int, target: bool, seed: int) -> Path:
     rng = np.random.default_rng(seed)
     x = rng.normal(SHIFT, WIDTH, (n, DIMS)) if target else rng.normal(size=(n, DIMS))
     cols = {"file_index": np.zeros(n, np.int16), "entry": np.arange(n), "run": np.ones(n, np.int64), "event": np.arange(n),
-            "weight": np.ones(n), "particle_pass": np.ones(n, bool), **{f"particle_x{j}": x[:, j] for j in range(DIMS)}}
+            "weight": np.ones(n), "particle_pass": np.ones(n, bool), "particle_n_jets": np.zeros(n, np.int16),
+            **{f"particle_x{j}": x[:, j] for j in range(DIMS)}}
     path = folder / ("target" if target else "source") / "train.parquet"
     path.parent.mkdir(parents=True)
     pq.write_table(pa.table(cols), path)
@@ -87,6 +95,25 @@ def main() -> None:
             log_true = np.sum(norm.logpdf(x, SHIFT, WIDTH) - norm.logpdf(x), axis=1)
             w = pq.read_table(outs["weights"]).column("w").to_numpy()
             exact = float(np.median(np.abs(np.log(w) - log_true)))
+        ts = tune_settings(cfg)
+        ts["classifier"]["max_minutes"] = args.minutes
+        if args.synthetic:
+            rng = np.random.default_rng(3)
+            n = args.synthetic
+
+            def draw(t: float, k: int) -> np.ndarray:
+                return np.column_stack([rng.normal(t, 1, k), rng.normal(0, 1, k)])
+            ts.update(grid={"min": -0.6, "max": 0.6, "points": 49}, window=0.15, truth=TOY_TRUE, parameter="toy mean")
+            _, r, rates = parametrised_fit((draw(0, n), np.ones(n)), (draw(0, n), np.ones(n)),
+                                           [(draw(t, n), np.ones(n), t) for t in TOY_SCAN], (draw(TOY_TRUE, n // 2), np.ones(n // 2)),
+                                           ts, seed=4, device=None)
+            fitted = {"fitted_value": r.value, "fitted_value_err": r.err, "pull": (r.value - TOY_TRUE) / r.err, **rates}
+        else:
+            files = {role: [data / Path(p).relative_to("results/data") for p in tune_inputs(cfg, role)]
+                     for role in ("reference", "normalisation", "scan", "data")}
+            scan = {k: [p for p in files["scan"] if p.parent.name == k] for k in ts["scan"]}
+            fitted = tune(files["reference"], files["normalisation"], scan, files["data"], tune_paths(out / "tune"), ts,
+                          device=args.device, threads=args.threads, seed=5)
     print(json.dumps({
         "bench": "reweight", "pair": name, "n_source": m["n_source"], "n_target": m["n_target"], "features": len(settings["features"]),
         "calibration": m["calibration"], "auc_before": round(m["auc_before"], 4),
@@ -95,7 +122,10 @@ def main() -> None:
         "ess_fraction": round(m["weights"]["ess_fraction"], 3), "fraction_beyond_clip": m["weights"]["fraction_beyond_clip"],
         "median_abs_log_w_error": exact,
         "train_events_per_s": round(summary["train_events_per_s"], 1), "inference_events_per_s": round(summary["inference_events_per_s"], 1),
-        "fitted_parameter": None, "fitted_parameter_err": None,
+        "tune_parameter": ts["parameter"], "fitted_parameter": round(fitted["fitted_value"], 5),
+        "fitted_parameter_err": round(fitted["fitted_value_err"], 5), "fitted_parameter_truth": ts["truth"],
+        "fitted_parameter_pull": None if ts["truth"] is None else round(fitted["pull"], 2),
+        "tune_train_events_per_s": round(fitted["train_events_per_s"], 1), "tune_inference_events_per_s": round(fitted["inference_events_per_s"], 1),
         "device": summary["device"], "threads": args.threads, "wall_s": round(time.perf_counter() - t0, 1),
     }))
 

@@ -269,7 +269,7 @@ def reweight_settings(config: Mapping[str, Any], name: str) -> dict[str, Any]:
     keys laid over it (``classifier`` merged key by key)."""
     rw = config["reweight"]
     pair = _reweight_pair(config, name)
-    settings = {k: copy.deepcopy(v) for k, v in rw.items() if k != "pairs"}
+    settings = {k: copy.deepcopy(v) for k, v in rw.items() if k not in ("pairs", "tune")}
     settings.update({k: v for k, v in pair.items() if k != "classifier"})
     settings["classifier"] = {**rw["classifier"], **pair.get("classifier", {})}
     return settings
@@ -283,3 +283,49 @@ def reweight_inputs(config: Mapping[str, Any], name: str, role: str) -> list[str
     if sample.startswith(GENERATED):
         return [f"results/generate/{sample[len(GENERATED):]}/events.parquet"]
     return [f"results/data/{sample}/{split}.parquet" for split in pair.get("splits", config["reweight"]["splits"])]
+
+
+TUNE_ROLES = ("reference", "normalisation", "scan", "data")
+
+
+def tune_settings(config: Mapping[str, Any]) -> dict[str, Any]:
+    """Settings of the reweight tune fit: ``reweight.tune`` with ``splits`` of ``reweight`` and its ``classifier``
+    laid over ``reweight.classifier``. InputError for an unknown sample, a scan sample whose ``settings`` do not
+    set ``parameter`` to its scan value, a pair named ``tune``, or no reference events left for training."""
+    rw = config["reweight"]
+    tune = copy.deepcopy(dict(rw["tune"]))
+    if "tune" in rw["pairs"]:
+        raise InputError("config: reweight.pairs.tune: the name 'tune' is the tune fit's folder (results/reweight/tune/); rename the pair")
+    known = [*config["samples"], *config["datasets"]]
+    for role, name in [("reference", tune["reference"]), ("data", tune["data"]), *(("scan", n) for n in tune["scan"])]:
+        if name not in known:
+            raise InputError(f"config: reweight.tune.{role}: {name!r} is neither a sample nor a dataset; prepared: {sorted(known)}")
+    for name, value in tune["scan"].items():
+        if name not in config["samples"]:
+            continue
+        lines = [line.split("=", 1) for line in config["samples"][name].get("settings", []) if "=" in line]
+        set_to = {k.strip(): v.strip() for k, v in lines}.get(tune["parameter"])
+        if set_to is None or abs(float(set_to) - float(value)) > 1e-12 * max(1.0, abs(float(value))):
+            raise InputError(f"config: reweight.tune.scan.{name} = {value}, but samples.{name}.settings set {tune['parameter']} to {set_to}")
+    if [s for s in rw["splits"] if s != tune["normalisation_split"]] == []:
+        raise InputError(f"config: reweight.tune.normalisation_split {tune['normalisation_split']!r} is the only one of reweight.splits "
+                         f"{rw['splits']}: no reference events are left to train on")
+    tune["splits"] = list(rw["splits"])
+    tune["classifier"] = {**rw["classifier"], **tune.get("classifier", {})}
+    return tune
+
+
+def tune_inputs(config: Mapping[str, Any], role: str) -> list[str]:
+    """Prepared files of one role (:data:`TUNE_ROLES`) of the tune fit: the reference's ``splits`` but the
+    ``normalisation_split`` (reference), that split (normalisation), every scan sample's and the data's ``splits``."""
+    tune = tune_settings(config)
+    splits = tune["splits"]
+    if role == "reference":
+        return [f"results/data/{tune['reference']}/{s}.parquet" for s in splits if s != tune["normalisation_split"]]
+    if role == "normalisation":
+        return [f"results/data/{tune['reference']}/{tune['normalisation_split']}.parquet"]
+    if role == "scan":
+        return [f"results/data/{name}/{s}.parquet" for name in tune["scan"] for s in splits]
+    if role == "data":
+        return [f"results/data/{tune['data']}/{s}.parquet" for s in splits]
+    raise ValueError(f"tune_inputs: role {role!r} is not one of {TUNE_ROLES}")

@@ -57,13 +57,13 @@ def test_cluster_profile_dry_run(project: Path, profile: str) -> None:
     res = snakemake(["-n", "--profile", f"workflow/profiles/{profile}", "--configfile", "config/test.yaml"], project)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     jobs = scheduled(res.stdout + res.stderr)
-    assert jobs["simulate"] == 7 and jobs["prepare"] == 9 and jobs["simulate_summary"] == 5
+    assert jobs["simulate"] == 12 and jobs["prepare"] == 14 and jobs["simulate_summary"] == 10  # 5 of each: reweight's alphaS scan
     assert jobs["amplitude_data"] == jobs["train_amplitude"] == jobs["evaluate_amplitude"] == 1
     assert jobs["train_generator"] == jobs["sample_generator"] == jobs["evaluate_generator"] == 1
     assert jobs["madnis_integrate"] == jobs["madnis_unweight"] == 4
     assert jobs["symbolic_data"] == jobs["symbolic_detector_data"] == jobs["symbolic_constants"] == 1
     assert jobs["symbolic_regression"] == jobs["symbolic_evaluate"] == 2  # parton and detector level
-    assert jobs["reweight_train"] == jobs["reweight_evaluate"] == 2
+    assert jobs["reweight_train"] == jobs["reweight_evaluate"] == 2 and jobs["reweight_tune"] == jobs["reweight_refine"] == 1
     assert jobs["unfold_ibu"] == jobs["unfold_omnifold"] == jobs["unfold_cinn"] == jobs["unfold_icinn"] == jobs["unfold_evaluate"] == 1
     assert jobs["shower_reference"] == jobs["train_showers"] == 2 and jobs["sample_showers"] == jobs["evaluate_showers"] == 1
 
@@ -133,6 +133,11 @@ def test_end_to_end_outputs(e2e: Path) -> None:
         assert (d / "weights.png").stat().st_size > 0 and (d / "events.lhe.gz").stat().st_size > 0
     unfold = json.loads((e2e / "results/unfold/metrics.json").read_text())
     assert set(unfold["methods"]) == {"ibu", "omnifold", "cinn", "icinn"} and (e2e / "results/unfold/observables.png").stat().st_size > 0
+    tune = json.loads((e2e / "results/reweight/tune/metrics.json").read_text())
+    assert tune["n_data"] > 0 and len(tune["n_scan"]) == 5 and len(tune["log_likelihood"]) == cfg["reweight"]["tune"]["grid"]["points"]
+    assert (e2e / "results/reweight/tune/fit.png").stat().st_size > 0
+    refined = pd.read_parquet(e2e / "results/reweight/cfm_to_truth/events.parquet")
+    assert len(refined) == len(pd.read_parquet(e2e / "results/reweight/cfm_to_truth/weights.parquet")) > 0 and "refined_weight" in refined
     surrogate = json.loads((e2e / "results/madnis/gg_3g/unweight.json").read_text())["surrogate"]
     assert surrogate["speedup"] > 0 and set(surrogate["agreement"]) >= {"m_12 [GeV]"}
     symbolic = json.loads((e2e / "results/symbolic/wbf_higgs/metrics.json").read_text())

@@ -350,17 +350,20 @@ class CrossFit:
     sets: list[list[list[int]]] = field(default_factory=list)
 
     @torch.no_grad()
-    def predict_logit(self, x: np.ndarray, calibrated: bool = True) -> np.ndarray:
-        """Ensemble logit for new events: logit of the mean D of the k networks, then the calibration map."""
+    def member_logits(self, x: np.ndarray) -> np.ndarray:
+        """Raw logits of each of the k networks for new events, shape (k, n)."""
         dev = next(self.models[0].parameters()).device
         z = self.scaler(x)
-        d = np.zeros(len(z))
-        for net in self.models:
+        out = np.zeros((len(self.models), len(z)))
+        for m, net in enumerate(self.models):
             net.eval()
-            d += np.concatenate([torch.sigmoid(net(torch.as_tensor(z[i:i + PREDICT_BATCH], device=dev))).squeeze(1).double().cpu().numpy()
-                                 for i in range(0, len(z), PREDICT_BATCH)] or [np.zeros(0)])
-        d = np.clip(d / len(self.models), 1e-300, 1 - 1e-16)
-        logit = np.log(d) - np.log1p(-d)
+            for i in range(0, len(z), PREDICT_BATCH):
+                out[m, i:i + PREDICT_BATCH] = net(torch.as_tensor(z[i:i + PREDICT_BATCH], device=dev)).squeeze(1).double().cpu().numpy()
+        return out
+
+    def predict_logit(self, x: np.ndarray, calibrated: bool = True) -> np.ndarray:
+        """Ensemble logit for new events: logit of the mean D of the k networks, then the calibration map."""
+        logit = ensemble_logit(self.member_logits(x))
         return self.calibration(logit) if calibrated else logit
 
     def state(self) -> dict[str, Any]:
@@ -480,6 +483,12 @@ def cross_fit(x1: np.ndarray, x0: np.ndarray, w1: np.ndarray | None = None, w0: 
         cal_logit, cal, cal_report = logit, Calibration(), {"applied": "none"}
     report["calibration"] = cal_report
     return CrossFit(scaler, models, fold, logit, cal_logit, cal, report, s, sets)
+
+
+def ensemble_logit(logits: np.ndarray) -> np.ndarray:
+    """Logit of the mean D over the first axis of ``logits`` (the ensemble's members)."""
+    d = np.clip(expit(logits).mean(0), 1e-300, 1 - 1e-16)
+    return np.log(d) - np.log1p(-d)
 
 
 def density_ratio(logit: np.ndarray) -> np.ndarray:

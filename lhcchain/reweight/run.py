@@ -15,8 +15,9 @@ generator ``weight``, ``w``, ``w_uncalibrated`` and ``fold`` of every source eve
 calibration report, the classifier's own out-of-fold AUC, weight summary (:mod:`.weights`), training and
 inference rates) and ``calibration.png`` (reliability curves and the weight distribution).
 ``evaluate`` writes ``metrics.json`` (weight summary, chi2/ndf per feature before and after
-(:mod:`.closure`), the closure AUC and, for a pair with ``n_jets``, the AUC before and after per jet
-count) and ``closure.png``.
+(:mod:`.closure`), the closure AUC and, for a pair with ``n_jets``, the AUC before and after and the
+effective sample size per jet count) and ``closure.png``. ``refine``, for a pair whose source is a
+generator's events, writes them with their weights (``events.parquet``).
 
 Closure AUC. A fresh :func:`.classifier.two_sample_auc` of the reweighted source against the target,
 run separately within each of the k weight folds and averaged (error: the folds' errors combined,
@@ -52,7 +53,7 @@ from ..io import derive_seed, read_parquet_columns, require_outputs, staged_outp
 from ..prepare.selection import feature_unit
 from . import closure
 from .classifier import cross_fit, density_ratio, fold_auc, resolve_classifier, two_sample_auc
-from .weights import check_finite, summarise
+from .weights import check_finite, effective_sample_size, summarise
 
 log = logging.getLogger("lhcchain.reweight")
 
@@ -60,6 +61,7 @@ KEYS = ("split", "file_index", "entry", "run", "event")
 OPTIONAL = re.compile(r"^(j\d+_.+|mjj|drjj)$")
 TRAIN_OUTPUTS = ("model", "weights", "summary", "calibration_plot")
 EVALUATE_OUTPUTS = ("metrics", "closure_plot")
+REFINE_OUTPUTS = ("events",)
 MIN_FOLD_EVENTS = 20  # per class and weight fold, for an AUC per jet count
 plt = plotting.plt
 
@@ -272,7 +274,9 @@ def evaluate(pair: str, source: Sequence[str | os.PathLike[str]], target: Sequen
         after = fold_wise_auc(tgt, src, src.weight * w, tgt_fold, src_fold, sel, clf, derive_seed(seed, "after", m), dev, f"{pair} {m} jets after",
                               features)
         by_jets[m] = {"n_target": int(sel[0].sum()), "n_source": int(sel[1].sum()), "auc_before": before["auc"],
-                      "auc_before_err": before["auc_err"], "closure_auc": after["auc"], "closure_auc_err": after["auc_err"]}
+                      "auc_before_err": before["auc_err"], "closure_auc": after["auc"], "closure_auc_err": after["auc_err"],
+                      "ess": effective_sample_size(src.weight[sel[1]] * w[sel[1]]),
+                      "ess_fraction": effective_sample_size(src.weight[sel[1]] * w[sel[1]]) / effective_sample_size(src.weight[sel[1]])}
         log.info("reweight %s: %d jets: AUC %.4f +- %.4f before, %.4f +- %.4f after", pair, m, before["auc"], before["auc_err"],
                  after["auc"], after["auc_err"])
     metrics: dict[str, Any] = {
@@ -314,6 +318,46 @@ def fold_wise_auc(tgt: Sample, src: Sample, w_src: np.ndarray, tgt_fold: np.ndar
     return {"auc": float(np.mean([g["auc"] for g in groups])),
             **{key: math.sqrt(sum(g[key] ** 2 for g in groups)) / k for key in ("auc_err", "auc_err_bootstrap", "auc_err_repeats")},
             "auc_groups": [g["auc"] for g in groups]}
+
+
+def refine(pair: str, source: Sequence[str | os.PathLike[str]], weights: str | os.PathLike[str],
+           outputs: Mapping[str, str | os.PathLike[str]], settings: Mapping[str, Any]) -> int:
+    """Refined events of a pair whose source is a generator's: the source rows the pair uses (passing ``level``,
+    with ``n_jets`` jets), every column kept, plus the classifier weight ``w`` and ``refined_weight = weight * w``
+    (moving the generated events onto the target); writes :data:`REFINE_OUTPUTS`, returns the event count."""
+    require_outputs(outputs, REFINE_OUTPUTS, "reweight refine")
+    level, n_jets = settings["level"], settings.get("n_jets")
+    try:
+        wt = pq.read_table(weights)
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise InputError(f"{weights}: not a readable parquet file: {exc}") from exc
+    parts = []
+    for path in source:
+        try:
+            t = pq.read_table(path)
+        except (OSError, pa.ArrowInvalid) as exc:
+            raise InputError(f"{path}: not a readable parquet file: {exc}") from exc
+        for col in (f"{level}_pass", f"{level}_n_jets"):
+            if col not in t.column_names:
+                raise InputError(f"{path}: no column {col!r}")
+        ok = t.column(f"{level}_pass").to_numpy(zero_copy_only=False).astype(bool)
+        if n_jets is not None:
+            ok &= np.isin(t.column(f"{level}_n_jets").to_numpy(zero_copy_only=False), list(n_jets))
+        parts.append(t.filter(pa.array(ok)))
+    events = pa.concat_tables(parts)
+    if events.num_rows != wt.num_rows or any(not np.array_equal(events.column(k).to_numpy(zero_copy_only=False),
+                                                                wt.column(k).to_numpy(zero_copy_only=False)) for k in KEYS[1:]):
+        raise InputError(f"{weights}: rows do not match the events of {[str(p) for p in source]} ({wt.num_rows} weights, "
+                         f"{events.num_rows} events); rerun the train step")
+    w = wt.column("w").to_numpy().astype(np.float64)
+    check_finite(w, pair, {k: wt.column(k).to_numpy(zero_copy_only=False) for k in KEYS})
+    g = events.column("weight").to_numpy(zero_copy_only=False).astype(np.float64)
+    events = events.append_column("w", pa.array(w)).append_column("refined_weight", pa.array(g * w))
+    with staged_outputs(outputs["events"]) as (tmp,):
+        pq.write_table(events.replace_schema_metadata({"lhcchain": f"reweight pair={pair}: refined_weight = weight * w"}), tmp,
+                       compression="zstd")
+    log.info("reweight %s: %d refined events written", pair, events.num_rows)
+    return events.num_rows
 
 
 def output_paths(outdir: str | os.PathLike[str]) -> dict[str, Path]:

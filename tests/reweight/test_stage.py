@@ -9,6 +9,7 @@ when absent, ``n_jets`` 0 or 1), and a tenth of the rows failing the level. So
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,7 @@ from scipy.stats import norm
 
 from lhcchain.config import reweight_inputs, reweight_settings
 from lhcchain.errors import InputError
-from lhcchain.reweight.run import evaluate, output_paths, train
+from lhcchain.reweight.run import evaluate, output_paths, refine, train
 
 from .conftest import FAST
 
@@ -91,6 +92,8 @@ def test_closure_metrics(run):
     assert abs(m["closure_auc"] - 0.5) < 3 * m["closure_auc_err"]
     for jets in m["closure_by_n_jets"].values():  # within each jet count only l1 p_T differs: Phi(0.3 / sqrt(2)) = 0.58 before
         assert jets["auc_before"] > 0.54 and abs(jets["closure_auc"] - 0.5) < 3 * jets["closure_auc_err"]
+        # w within a jet count is N(u; 0.3, 1) / N(u; 0, 1) times a constant: ESS fraction 1 / E[w^2] = exp(-0.09) = 0.914
+        assert jets["ess_fraction"] == pytest.approx(math.exp(-0.09), abs=0.05) and jets["ess"] < jets["n_source"]
     assert set(m["closure_by_n_jets"]) == {0, 1}
     s = m["weights"]
     assert s["normalisation"] == pytest.approx(1.0, abs=0.05) and 0 < s["ess"] < s["ess_unweighted"]
@@ -154,3 +157,16 @@ def test_config_pairs_name_known_samples():
     cfg["reweight"]["pairs"]["gen"]["source"] = "generate:flow"
     with pytest.raises(InputError, match=r"source 'generate:flow' names no model under 'generate.models'"):
         reweight_inputs(cfg, "gen", "source")
+
+
+def test_refined_events_carry_the_weights(run, tmp_path: Path):
+    outs = {"events": tmp_path / "events.parquet"}
+    n = refine("src_to_tgt", run["src"], run["outs"]["weights"], outs, settings(n_jets=[0, 1]))
+    events, weights = pq.read_table(outs["events"]), pq.read_table(run["outs"]["weights"])
+    assert n == events.num_rows == weights.num_rows
+    assert events.column("particle_pass").to_numpy().all() and "particle_l1_eta" in events.column_names
+    np.testing.assert_array_equal(events.column("event").to_numpy(), weights.column("event").to_numpy())
+    np.testing.assert_allclose(events.column("refined_weight").to_numpy(), events.column("weight").to_numpy() * weights.column("w").to_numpy())
+    with pytest.raises(InputError, match="rows do not match the events of"):
+        refine("src_to_tgt", run["src"][:1], run["outs"]["weights"], {"events": tmp_path / "bad" / "events.parquet"}, settings(n_jets=[0, 1]))
+    assert not (tmp_path / "bad").exists() or not any((tmp_path / "bad").iterdir())
