@@ -10,8 +10,8 @@ Settings (``DEFAULTS`` fills what is missing): ``features``, ``network``, ``hidd
 Learning-rate schedule, early stopping and the resumable loop: :mod:`lhcchain.training`. Loss:
 heteroscedastic Gaussian NLL of the standardised log-amplitude (+ KL / N_train for Bayesian nets,
 + repulsion for repulsive ensembles). Validation loss: the same NLL, Bayesian nets at their mean weights.
-With ``loss_weight_power`` p > 0 (datasets drawn by a MadNIS integrator, which store each point's
-integrand weight ``w``, :mod:`.data`) every point's NLL term, in training and validation, is weighted
+With ``loss_weight_power`` p > 0 and a dataset drawn by a MadNIS integrator (which stores each point's
+integrand weight ``w``, :mod:`.data`; other datasets train unweighted) every point's NLL term, in training and validation, is weighted
 by ``(w / <w>)^p`` (normalised to mean 1 on each split): p = 1 weights the error by the point's
 contribution to the cross-section and to the unweighting, so the surrogate is most accurate where the
 largest weights, which set the unweighting efficiency, sit.
@@ -157,12 +157,11 @@ def sigma_scale(model: AmplitudeNet, x: torch.Tensor, y: torch.Tensor, samples: 
 
 
 def loss_weights(weights: np.ndarray | None, power: float, where: str) -> torch.Tensor | None:
-    """``(w / <w>)^power`` (float32, mean 1) of integrand weights ``w``, or None for ``power == 0``."""
-    if power == 0:
+    """``(w / <w>)^power`` (float32, mean 1) of integrand weights ``w``, or None (an unweighted loss) for
+    ``power == 0`` or a dataset without weights (flat, importance or external points: the setting is
+    shared by every process of the stage)."""
+    if power == 0 or weights is None:
         return None
-    if weights is None:
-        raise InputError(f"amplitudes: loss_weight_power = {power} needs integrand weights, but {where} has none "
-                         "(draw it with amplitudes.data.sampling: integrator)")
     if power < 0 or not np.isfinite(weights).all() or (weights <= 0).any():
         raise InputError(f"amplitudes: loss_weight_power must be >= 0 and the weights of {where} finite and > 0")
     factor = (weights / weights.mean()) ** power
@@ -224,6 +223,9 @@ def train(dataset, checkpoint, settings: Mapping, *, device: str = "auto", threa
     w_tr = loss_weights(None if sampled is None else sampled[tr], power, str(dataset))
     w_va = loss_weights(None if sampled is None else sampled[va], power, str(dataset))
     w_tr, w_va = (None if w is None else w.to(dev) for w in (w_tr, w_va))
+    if power > 0 and sampled is None:
+        log.info("train_amplitude: %s has no integrand weights (sampling %s): the loss is unweighted", dataset,
+                 attrs.get("sampling"))
     structure = {"n_legs": n_legs, "identical": identical, "n_extra": fmap.dim - fmap.n_pairs if fmap.kind == "invariants" else 0}
 
     torch.manual_seed(int(seed))
@@ -282,6 +284,7 @@ def train(dataset, checkpoint, settings: Mapping, *, device: str = "auto", threa
         "n_train": n_train,
         "n_boosted": int(len(state["train_index"]) - n_train),
         "sigma_scale": scale,
+        "loss_weighted": w_tr is not None,
         "device": str(dev),
         "resumed": trainer.resumed,
         "settings": settings,

@@ -87,8 +87,7 @@ def test_loss_weights():
     np.testing.assert_allclose(loss_weights(w, 1.0, "x").numpy(), w / w.mean(), rtol=1e-6)
     sqrt = np.sqrt(w)
     np.testing.assert_allclose(loss_weights(w, 0.5, "x").numpy(), sqrt / sqrt.mean(), rtol=1e-6)
-    with pytest.raises(InputError, match="data.h5 has none"):
-        loss_weights(None, 1.0, "data.h5")
+    assert loss_weights(None, 1.0, "data.h5") is None  # no weights (flat, external data): unweighted
     with pytest.raises(InputError, match="> 0"):
         loss_weights(np.array([1.0, 0.0]), 1.0, "data.h5")
 
@@ -104,5 +103,7 @@ def test_training_with_weighted_loss(sampled, small_dataset, tmp_path):
     settings = {"hidden": 16, "layers": 2, "epochs": 2, "batch_size": 128, "max_minutes": 1.0, "loss_weight_power": 1.0}
     summary = train(sampled[0], tmp_path / "model.pt", settings, device="cpu", seed=1, log_every=1e9)
     assert summary["settings"]["loss_weight_power"] == 1.0 and np.isfinite(summary["best_val_loss"])
-    with pytest.raises(InputError, match="has none"):  # flat data have no weights
-        train(small_dataset[0], tmp_path / "flat.pt", settings, device="cpu", seed=1)
+    assert summary["loss_weighted"]
+    # flat data have no weights: the same settings train them unweighted (the setting is stage-wide)
+    flat = train(small_dataset[0], tmp_path / "flat.pt", {**settings, "epochs": 1}, device="cpu", seed=1, log_every=1e9)
+    assert not flat["loss_weighted"]
