@@ -22,8 +22,8 @@ import torch
 
 from lhcchain.physics.processes import get_process
 
-#: Points per process at ``--scale 1`` (gg -> 4g with full colour is ~10x slower per point).
-POINTS = {"drell_yan": 20_000, "wbf_higgs": 2_000, "gg_3g": 4_000, "gg_4g": 400}
+#: Points per process at ``--scale 1`` (gg -> 4g with full colour is ~10x slower per point, gg -> 5g ~20x more).
+POINTS = {"drell_yan": 20_000, "wbf_higgs": 2_000, "gg_3g": 4_000, "gg_4g": 400, "gg_5g": 40}
 
 
 def _points(name: str, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:

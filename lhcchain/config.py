@@ -197,6 +197,21 @@ def amplitude_settings(config: Mapping[str, Any]) -> dict[str, Any]:
     return {**amp["model"], **amp["training"]}
 
 
+def amplitude_integrator(config: Mapping[str, Any], process: str) -> list[str]:
+    """The MadNIS integrator that ``amplitudes.data.sampling: integrator`` draws ``process``'s points from,
+    ``results/madnis/{process}/integrator.pt`` (rule madnis_integrate), else none. The DAG stays acyclic:
+    madnis_integrate -> amplitude_data -> train_amplitude -> madnis_unweight."""
+    return [f"results/madnis/{process}/integrator.pt"] if config["amplitudes"]["data"]["sampling"] == "integrator" else []
+
+
+def madnis_events(events: Mapping[str, Any], process: str) -> dict[str, Any]:
+    """``madnis.events`` for ``process`` (a key of ``processes``): ``flow_float32`` becomes whether
+    the process is in its list."""
+    out = dict(events)
+    out["flow_float32"] = process in events.get("flow_float32", [])
+    return out
+
+
 def gpu_request(config: Mapping[str, Any]) -> int:
     """GPUs a network rule asks for: none when the config pins ``device: cpu``, else one."""
     return 0 if config.get("device", "auto") == "cpu" else 1

@@ -4,7 +4,8 @@
 
 rule amplitude_data:
     input:
-        code=stage_sources("amplitudes", "physics"),
+        code=stage_sources("amplitudes", "physics", "madnis"),
+        integrator=lambda w: amplitude_integrator(config, w.process),
     output:
         data="results/amplitudes/{process}/data.h5",
         summary="results/amplitudes/{process}/data.json",

@@ -9,12 +9,15 @@ dataset         shape / dtype    content
 ``invariants``  (N, n(n-1)/2) f8 ``s_ij = 2 k_i.k_j`` (GeV^2), incoming crossed (:mod:`.features`)
 ``amplitudes``  (N,) f8          the exact target ``A`` (:func:`~.features.exact_amplitude`)
 ``split``       (N,) i1          0 train, 1 validation, 2 test
+``weights``     (N,) f8          only with ``sampling: integrator``: the point's integrand weight
+                                 ``w = f / q`` (pb; ``f`` the integrand, ``q`` the integrator's density)
 ==============  ===============  ==========================================================
 
-Attributes: ``process``, ``sampling`` (``flat``, ``importance`` or ``external``), ``seed``,
+Attributes: ``process``, ``sampling`` (``flat``, ``importance``, ``integrator`` or ``external``), ``seed``,
 ``units``, ``invariant_definition``, ``invariant_names``, ``amplitude_kind``, ``hadronic``,
 ``sqrt_s`` (0 for partonic and imported data), ``identical_legs`` (outgoing legs a deep-sets network
-may treat as identical), ``n_legs``, ``source``, ``split_fractions``.
+may treat as identical), ``n_legs``, ``source``, ``split_fractions`` (and ``integrator``, the
+checkpoint, with ``sampling: integrator``).
 
 Sampling (:func:`make_dataset`):
 
@@ -27,6 +30,12 @@ Sampling (:func:`make_dataset`):
   ``min(1, w / w_max)``, ``w_max`` the ``w_max_quantile`` (default 99%) quantile of the positive weights of a pilot batch of
   ``batch_size`` points (recorded as ``w_max``; the few points above it are kept with probability 1).
   Accepted points are distributed as the cross-section density ``|M|^2 dPhi`` (x PDFs).
+* ``integrator``: weighted points drawn by a trained MadNIS integrator of the same process (its
+  ``integrator.pt`` from the ``madnis`` stage, :func:`lhcchain.madnis.load_integrator`), i.e. where
+  the unweighting will sample; each keeps its weight ``w = f / q`` (``weights``), with which the
+  surrogate's loss can weight the points (``loss_weight_power``, :mod:`.train`). The exact ``|M|^2``
+  is evaluated once, by the integrand, and ``A`` recovered from it (the inverse of the surrogate's
+  place in the integrand, :func:`lhcchain.madnis.surrogate.surrogate_matrix_element`).
 
 Only points with finite momenta, non-zero phase-space weight, passing ``Process.cuts`` and with a
 finite ``A > 0`` are kept.
@@ -46,11 +55,12 @@ import torch
 
 from ..errors import InputError
 from ..io import Progress, staged_outputs
+from ..physics.process import GEV2_TO_PB, minkowski_square
 from .features import amplitude_kind, exact_amplitude, identical_legs, invariant_names, invariants
 
 log = logging.getLogger("lhcchain.amplitudes")
 
-SAMPLING = ("flat", "importance")
+SAMPLING = ("flat", "importance", "integrator")
 INVARIANT_DEFINITION = ("s_ij = 2 k_i.k_j for i<j over all legs (legs numbered from 1, incoming first), "
                         "incoming momenta crossed k = -p, outgoing k = p; metric (+,-,-,-)")
 
@@ -74,13 +84,16 @@ def split_labels(n: int, split: Mapping[str, float], seed: int) -> np.ndarray:
     return labels
 
 
-def _write(path: Path, momenta: np.ndarray, amplitudes: np.ndarray, labels: np.ndarray, attrs: Mapping) -> None:
+def _write(path: Path, momenta: np.ndarray, amplitudes: np.ndarray, labels: np.ndarray, attrs: Mapping,
+           weights: np.ndarray | None = None) -> None:
     inv = invariants(torch.from_numpy(momenta)).numpy()
     with h5py.File(path, "w") as f:
         f.create_dataset("momenta", data=momenta.astype(np.float64))
         f.create_dataset("invariants", data=inv)
         f.create_dataset("amplitudes", data=amplitudes.astype(np.float64))
         f.create_dataset("split", data=labels)
+        if weights is not None:
+            f.create_dataset("weights", data=weights.astype(np.float64))
         n_legs = momenta.shape[1]
         f.attrs.update({
             "units": "momenta GeV; invariants GeV^2; amplitudes: |M|^2 in the physics-core conventions "
@@ -103,7 +116,7 @@ def read_dataset(path: str | os.PathLike[str], parts: Sequence[int] | None = Non
             if missing:
                 raise InputError(f"amplitude dataset {path} lacks dataset(s) {', '.join(missing)}")
             split = f["split"][:]
-            out = {k: f[k][:] for k in ("momenta", "invariants", "amplitudes")}
+            out = {k: f[k][:] for k in ("momenta", "invariants", "amplitudes", "weights") if k in f}
             attrs = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in f.attrs.items()}
     except OSError as exc:
         raise InputError(f"amplitude dataset {path} is not a readable HDF5 file: {exc}") from None
@@ -144,19 +157,67 @@ def _weighted_batch(process, n: int, gen: torch.Generator) -> tuple[torch.Tensor
     return torch.cat(ws), torch.cat(ps)
 
 
+class IntegratorSampler:
+    """Points of a trained MadNIS integrator (``checkpoint``) of ``process``: ``(momenta, A, w)`` per
+    batch, the exact amplitude ``A`` and weight ``w = f / q`` (pb) recovered from one integrand call."""
+
+    def __init__(self, process, checkpoint: str | os.PathLike[str], seed: int) -> None:
+        from ..madnis.integrator import CheckedIntegrand, load_integrator  # on use: the madnis library is heavy
+
+        self.integrator, _, payload = load_integrator(str(checkpoint), process.device)
+        trained = payload["process"].get("process")
+        if trained != process.name:
+            raise InputError(f"amplitudes: integrator checkpoint {checkpoint} is for process {trained!r}, "
+                             f"not {process.name!r}")
+        self.integrator.integrand = CheckedIntegrand(process).integrand()
+        self.process = process
+        torch.manual_seed(int(seed))
+
+    def __call__(self, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        from ..madnis.integrator import draw
+
+        proc = self.process
+        s = draw(self.integrator, n, n)
+        keep = s.func_vals > 0
+        x, channels, f = s.x[keep], s.channels[keep].to(proc.device), s.func_vals[keep].to(proc.dtype)
+        lab = torch.zeros(x.shape[0], 2 + proc.n_out, 4, dtype=proc.dtype, device=proc.device)
+        me = torch.zeros(x.shape[0], dtype=proc.dtype, device=proc.device)
+        for c in range(proc.n_channels):
+            index = (channels == c).nonzero().squeeze(-1)
+            if not index.numel():
+                continue
+            point = proc.map_point(x[index.to(x.device)].to(proc.dtype), c)
+            p = point.partonic
+            s_hat = minkowski_square(p[:, 0] + p[:, 1])
+            # invert Process.integrand: f = ME * ps_weight / (2 s_hat) * GEV2_TO_PB
+            value = f[index] * 2.0 * s_hat / (point.weight * GEV2_TO_PB)
+            if amplitude_kind(proc) == "bare":  # ME = S L |M|^2 (L = 1 for a partonic process)
+                value = value / proc.subprocesses[0].symmetry_factor
+                if proc.hadronic:
+                    value = value / proc.parton_luminosities(p, point.x1, point.x2)[:, 0]
+            lab[index], me[index] = point.momenta, value
+        return lab, me, s.weights[keep].to(torch.float64)
+
+
 def make_dataset(process, n_points: int, output, *, sampling: str = "flat", split: Mapping[str, float],
-                 seed: int, batch_size: int = 50_000, w_max_quantile: float = 0.99) -> dict:
+                 seed: int, batch_size: int = 50_000, w_max_quantile: float = 0.99,
+                 integrator: str | os.PathLike[str] | None = None) -> dict:
     """Sample ``n_points`` phase-space points of ``process`` passing its cuts, evaluate the exact
-    amplitude and write the HDF5 file ``output`` (module doc). Returns a metrics dict."""
+    amplitude and write the HDF5 file ``output`` (module doc). ``integrator``: the MadNIS checkpoint
+    that ``sampling: integrator`` draws from. Returns a metrics dict."""
     if sampling not in SAMPLING:
         raise InputError(f"amplitudes: sampling must be one of {', '.join(SAMPLING)}, got {sampling!r}")
     if int(n_points) < 3:
         raise InputError(f"amplitudes: n_points must be at least 3, got {n_points}")
+    if sampling == "integrator" and not integrator:
+        raise InputError("amplitudes: sampling: integrator needs the MadNIS integrator checkpoint of the process")
     n_points, batch_size = int(n_points), int(batch_size)
     gen = torch.Generator().manual_seed(int(seed))
     kind = amplitude_kind(process)
     t0 = time.perf_counter()
     w_max = None
+    sampler = IntegratorSampler(process, integrator, seed) if sampling == "integrator" else None
+    weights: list[torch.Tensor] = []
     if sampling == "importance":
         w, _ = _weighted_batch(process, batch_size, gen)
         pos = w[w > 0].to(torch.float64).cpu()
@@ -167,6 +228,19 @@ def make_dataset(process, n_points: int, output, *, sampling: str = "flat", spli
     have, generated, me_time, me_count = 0, 0, 0.0, 0
     progress = Progress(f"amplitude_data {process.name}", n_points, "points")
     while have < n_points:
+        if sampler is not None:  # the integrand evaluated the exact amplitude (timed with it)
+            t1 = time.perf_counter()
+            p, a, w = sampler(batch_size)
+            me_time += time.perf_counter() - t1
+            me_count += p.shape[0]
+            generated += batch_size
+            ok = torch.isfinite(a) & (a > 0)
+            momenta.append(p[ok].to(torch.float64).cpu())
+            amps.append(a[ok].to(torch.float64).cpu())
+            weights.append(w[ok.to(w.device)].cpu())
+            have += int(ok.sum())
+            progress.update(int(ok.sum()))
+            continue
         if sampling == "flat":
             p = _flat_batch(process, batch_size, gen)
         else:
@@ -192,6 +266,7 @@ def make_dataset(process, n_points: int, output, *, sampling: str = "flat", spli
     progress.done()
     mom = torch.cat(momenta)[:n_points].numpy()
     amp = torch.cat(amps)[:n_points].numpy()
+    wts = torch.cat(weights)[:n_points].numpy() if sampler is not None else None
     labels = split_labels(n_points, split, seed)
     attrs = {
         "process": process.name,
@@ -205,8 +280,10 @@ def make_dataset(process, n_points: int, output, *, sampling: str = "flat", spli
         "split_fractions": [float(split.get(k, 0.0)) for k in ("train", "val", "test")],
         "w_max": float(w_max) if w_max is not None else 0.0,
     }
+    if sampler is not None:
+        attrs["integrator"] = str(integrator)
     with staged_outputs(output) as (tmp,):
-        _write(tmp, mom, amp, labels, attrs)
+        _write(tmp, mom, amp, labels, attrs, wts)
     elapsed = time.perf_counter() - t0
     metrics = {
         "process": process.name,

@@ -165,9 +165,11 @@ def combine(mu: Tensor, s: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     return mean, syst, stat
 
 
-def heteroscedastic_loss(mu: Tensor, s: Tensor, y: Tensor) -> Tensor:
-    """``(y - mu)^2 / (2 sigma^2) + ln sigma`` with ``sigma = exp(s)``, averaged over members and batch."""
-    return (0.5 * (y - mu) ** 2 * torch.exp(-2.0 * s) + s).mean()
+def heteroscedastic_loss(mu: Tensor, s: Tensor, y: Tensor, weight: Tensor | None = None) -> Tensor:
+    """``(y - mu)^2 / (2 sigma^2) + ln sigma`` with ``sigma = exp(s)``, averaged over members and batch;
+    ``weight`` (batch,): per-point factors (mean 1 over the data, :mod:`.train`'s ``loss_weight_power``)."""
+    term = 0.5 * (y - mu) ** 2 * torch.exp(-2.0 * s) + s
+    return (term if weight is None else term * weight).mean()
 
 
 def repulsion_term(mu: Tensor) -> Tensor:

@@ -5,11 +5,17 @@ missing): ``features``, ``network``, ``hidden``, ``layers``,
 ``uncertainty``, ``ensemble_size``, ``sort_legs`` (canonical order of identical legs, :mod:`.features`), ``kl_weight``, ``repulsion`` (see :mod:`.networks`); ``epochs``,
 ``batch_size``, ``lr`` (peak AdamW learning rate), ``lr_min_factor`` (final lr / peak), ``warmup``
 (fraction of the run with a linear warm-up), ``weight_decay``, ``patience``, ``max_minutes``,
-``boosting``, ``eval_samples`` (weight samples of a Bayesian net at evaluation), ``calibrate_sigma``.
+``boosting``, ``eval_samples`` (weight samples of a Bayesian net at evaluation), ``calibrate_sigma``,
+``loss_weight_power``.
 
 Learning-rate schedule, early stopping and the resumable loop: :mod:`lhcchain.training`. Loss:
 heteroscedastic Gaussian NLL of the standardised log-amplitude (+ KL / N_train for Bayesian nets,
 + repulsion for repulsive ensembles). Validation loss: the same NLL, Bayesian nets at their mean weights.
+With ``loss_weight_power`` p > 0 and a dataset drawn by a MadNIS integrator (which stores each point's
+integrand weight ``w``, :mod:`.data`; other datasets train unweighted) every point's NLL term, in training and validation, is weighted
+by ``(w / <w>)^p`` (normalised to mean 1 on each split): p = 1 weights the error by the point's
+contribution to the cross-section and to the unweighting, so the surrogate is most accurate where the
+largest weights, which set the unweighting efficiency, sit.
 
 Uncertainty calibration (``calibrate_sigma``, default on): after training, the best model's total
 pulls ``(mu - y) / sqrt(sigma_syst^2 + sigma_stat^2)`` on the validation set give the factor
@@ -127,15 +133,29 @@ def sigma_scale(model: AmplitudeNet, x: torch.Tensor, y: torch.Tensor, samples: 
     return float(pull.double().pow(2).mean().sqrt())
 
 
+def loss_weights(weights: np.ndarray | None, power: float, where: str) -> torch.Tensor | None:
+    """``(w / <w>)^power`` (float32, mean 1) of integrand weights ``w``, or None (an unweighted loss) for
+    ``power == 0`` or a dataset without weights (flat, importance or external points: the setting is
+    shared by every process of the stage)."""
+    if power == 0 or weights is None:
+        return None
+    if power < 0 or not np.isfinite(weights).all() or (weights <= 0).any():
+        raise InputError(f"amplitudes: loss_weight_power must be >= 0 and the weights of {where} finite and > 0")
+    factor = (weights / weights.mean()) ** power
+    return torch.from_numpy(factor / factor.mean()).to(torch.float32)
+
+
 @torch.no_grad()
-def _val_loss(model: AmplitudeNet, x: torch.Tensor, y: torch.Tensor, chunk: int = 65536) -> float:
+def _val_loss(model: AmplitudeNet, x: torch.Tensor, y: torch.Tensor, weight: torch.Tensor | None = None,
+              chunk: int = 65536) -> float:
     model.eval()
     if model.uncertainty == "bayesian":
         model.set_mode("mean")
     total = 0.0
     for start in range(0, x.shape[0], chunk):
         mu, s = model(x[start:start + chunk])
-        total += float(heteroscedastic_loss(mu, s, y[start:start + chunk])) * min(chunk, x.shape[0] - start)
+        w = None if weight is None else weight[start:start + chunk]
+        total += float(heteroscedastic_loss(mu, s, y[start:start + chunk], w)) * min(chunk, x.shape[0] - start)
     if model.uncertainty == "bayesian":
         model.set_mode("local")
     model.train()
@@ -176,6 +196,13 @@ def train(dataset, checkpoint, settings: Mapping, *, device: str = "auto", threa
     x_all = fmap(mom).to(dev)
     y_all = tmap.forward(amp).to(torch.float32).to(dev)
     x_tr, y_tr, x_va, y_va = x_all[tr], y_all[tr], x_all[va], y_all[va]
+    power, sampled = float(settings["loss_weight_power"]), data.get("weights")
+    w_tr = loss_weights(None if sampled is None else sampled[tr], power, str(dataset))
+    w_va = loss_weights(None if sampled is None else sampled[va], power, str(dataset))
+    w_tr, w_va = (None if w is None else w.to(dev) for w in (w_tr, w_va))
+    if power > 0 and sampled is None:
+        log.info("train_amplitude: %s has no integrand weights (sampling %s): the loss is unweighted", dataset,
+                 attrs.get("sampling"))
     structure = {"n_legs": n_legs, "identical": identical, "n_extra": fmap.dim - fmap.n_pairs if fmap.kind == "invariants" else 0}
 
     torch.manual_seed(int(seed))
@@ -198,7 +225,7 @@ def train(dataset, checkpoint, settings: Mapping, *, device: str = "auto", threa
 
     def batch_loss(idx: torch.Tensor) -> torch.Tensor:
         mu, s = model(x_tr[idx])
-        loss = heteroscedastic_loss(mu, s, y_tr[idx])
+        loss = heteroscedastic_loss(mu, s, y_tr[idx], None if w_tr is None else w_tr[idx])
         if bayes:
             loss = loss + float(settings["kl_weight"]) * model.kl().to(loss.device) / n_train
         if repel > 0 and mu.shape[0] > 1:
@@ -219,7 +246,7 @@ def train(dataset, checkpoint, settings: Mapping, *, device: str = "auto", threa
         return True
 
     stop_reason = trainer.run(lambda: torch.from_numpy(state["train_index"]), batch_loss,
-                              lambda: _val_loss(model, x_va, y_va), boost_round)
+                              lambda: _val_loss(model, x_va, y_va, w_va), boost_round)
     scale = sigma_scale(model, x_va, y_va, int(settings["eval_samples"])) if settings["calibrate_sigma"] else 1.0
     trainer.meta["sigma_scale"] = scale
     minutes = trainer.finish()
@@ -234,6 +261,7 @@ def train(dataset, checkpoint, settings: Mapping, *, device: str = "auto", threa
         "n_train": n_train,
         "n_boosted": int(len(state["train_index"]) - n_train),
         "sigma_scale": scale,
+        "loss_weighted": w_tr is not None,
         "device": str(dev),
         "resumed": trainer.resumed,
         "settings": settings,

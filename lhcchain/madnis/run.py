@@ -8,7 +8,11 @@ Evaluation settings: ``n_calls`` weighted points per method, drawn in batches of
 spread (sample standard deviation with the first evaluation) is reported for the heavy-tailed
 figures (``SPREAD``) and the MadNIS/VEGAS ratios as ``*_spread``.
 Event settings: ``n_events`` unweighted events, ``calibration_calls`` points to fix ``w_max`` (and
-``u_max`` with a surrogate), ``batch_size``, ``epsilon``, ``max_calls`` a cap on the calls spent.
+``u_max`` with a surrogate), ``batch_size``, ``epsilon``, ``max_calls`` a cap on the calls spent,
+``flow_float32`` (true: sample the trained flows and channel-weight network in float32, exact and
+surrogate unweighting alike; the config lists the processes, :func:`lhcchain.config.madnis_events`): the flows' share of a call drops by about a third
+(gg -> 4g), and ``w = f / q`` stays unbiased as ``q`` is the density of the float32 sampler itself
+(not for narrow resonances: float32 splines give NaN points there, see :mod:`.integrator`).
 Wall times are in seconds; cross-sections in pb.
 
 Seeds: everything random derives from ``seed``: MadNIS's training and evaluation (torch, and VEGAS
@@ -203,6 +207,8 @@ def unweight(checkpoint: str, settings: Mapping[str, Any], outputs: Mapping[str,
     torch.manual_seed(seed)
     integrator, exact, payload = load_integrator(checkpoint, device, threads)
     process = exact.process
+    if settings.get("flow_float32", False):
+        integrator.to(torch.float32)
     n_events, batch = int(settings["n_events"]), int(settings["batch_size"])
     eps, max_calls, n_calib = float(settings["epsilon"]), int(settings["max_calls"]), int(settings["calibration_calls"])
 

@@ -7,6 +7,7 @@ name           process
 ``wbf_higgs``  ``p p -> j j H`` by weak-boson fusion with the CP-odd ``O_WWt`` (:class:`WBFHiggs`)
 ``gg_3g``      ``g g -> g g g`` at fixed ``sqrt(s_hat) = 1 TeV`` (:class:`MultiGluon`)
 ``gg_4g``      ``g g -> g g g g`` at fixed ``sqrt(s_hat) = 1 TeV`` (:class:`MultiGluon`)
+``gg_5g``      ``g g -> g g g g g`` at fixed ``sqrt(s_hat) = 1 TeV`` (:class:`MultiGluon`, exact colour)
 =============  ===========================================================================================
 
 Every process takes ``dtype`` (torch.float64 or torch.float32) and ``device`` and follows
@@ -572,6 +573,7 @@ PROCESSES: dict[str, Callable[..., Process]] = {
     "wbf_higgs": WBFHiggs,
     "gg_3g": functools.partial(MultiGluon, 3),
     "gg_4g": functools.partial(MultiGluon, 4),
+    "gg_5g": functools.partial(MultiGluon, 5),
 }
 
 

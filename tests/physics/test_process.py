@@ -16,9 +16,9 @@ from lhcchain.physics.wbf import wbf_me2
 from .conftest import boost_z, msq, random_rotation, rotate
 
 EW = ElectroweakParameters()
-NAMES = ("drell_yan", "wbf_higgs", "gg_3g", "gg_4g")
-# Cheap instances per name: small batches keep gg_4g (Berends-Giele, full colour) quick.
-BATCH = {"drell_yan": 2000, "wbf_higgs": 600, "gg_3g": 600, "gg_4g": 120}
+NAMES = ("drell_yan", "wbf_higgs", "gg_3g", "gg_4g", "gg_5g")
+# Cheap instances per name: small batches keep gg_4g and gg_5g (Berends-Giele, full colour) quick.
+BATCH = {"drell_yan": 2000, "wbf_higgs": 600, "gg_3g": 600, "gg_4g": 120, "gg_5g": 80}
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +40,7 @@ def test_every_name_builds_a_process(processes):
         "wbf_higgs": (3, 7, ("WW_A", "WW_B", "ZZ_A", "ZZ_B"), True),
         "gg_3g": (3, 5, ("rambo",), False),
         "gg_4g": (4, 8, ("rambo",), False),
+        "gg_5g": (5, 11, ("rambo",), False),
     }
     for name, proc in processes.items():
         n_out, n_random, channels, hadronic = expected[name]
@@ -75,6 +76,7 @@ def test_subprocesses_and_symmetry_factors(processes):
     assert all(s.final == (13, -13) and s.symmetry_factor == 1.0 for s in dy.subprocesses)
     assert processes["gg_3g"].symmetry_factors.tolist() == [1 / 6]
     assert processes["gg_4g"].symmetry_factors.tolist() == [1 / 24]
+    assert processes["gg_5g"].symmetry_factors.tolist() == [1 / 120]
     wbf = processes["wbf_higgs"]
     for s in wbf.subprocesses:
         assert s.final[2] == 25
