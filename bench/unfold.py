@@ -2,8 +2,8 @@
 
 Runs IBU, OmniFold, the cINN and the IcINN with the settings of ``config/config.yaml`` (``unfold``;
 laid over by ``--configfile`` files, as Snakemake does) on the prepared simulation and pseudo-data in
-``--data`` (default ``results/data``: run ``snakemake --cores all results/data/nominal/metrics.json
-results/data/alt_tune/metrics.json`` first), then the evaluation (:func:`lhcchain.unfold.run.evaluate`).
+``--data`` (default ``results/data``: run ``snakemake --cores all results/data/zjets/metrics.json
+results/data/zjets_alt_tune/metrics.json`` first), then the evaluation (:func:`lhcchain.unfold.run.evaluate`).
 ``--results DIR`` reads a finished stage's ``DIR/metrics.json`` and summaries instead of running.
 
 Prints ONE JSON line: per method the triangular discriminator (x 10^3) per observable, the number of

@@ -57,7 +57,7 @@ def test_cluster_profile_dry_run(project: Path, profile: str) -> None:
     res = snakemake(["-n", "--profile", f"workflow/profiles/{profile}", "--configfile", "config/test.yaml"], project)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     jobs = scheduled(res.stdout + res.stderr)
-    assert jobs["simulate"] == 12 and jobs["prepare"] == 14 and jobs["simulate_summary"] == 10  # 5 of each: reweight's alphaS scan
+    assert jobs["simulate"] == 13 and jobs["prepare"] == 15 and jobs["simulate_summary"] == 11  # 5 of each: reweight's alphaS scan
     assert jobs["amplitude_data"] == jobs["train_amplitude"] == jobs["evaluate_amplitude"] == 1
     assert jobs["train_generator"] == jobs["sample_generator"] == jobs["evaluate_generator"] == 1
     assert jobs["madnis_integrate"] == jobs["madnis_unweight"] == 4
@@ -196,15 +196,15 @@ def test_prepare_setting_reruns_only_prepare(e2e: Path) -> None:
     res = snakemake(["-n", "--configfile", str(changed)], e2e)
     assert res.returncode == 0, res.stderr[-3000:]
     jobs = scheduled(res.stdout + res.stderr)
-    assert jobs.get("prepare") == 8
+    assert jobs.get("prepare") == 9
     assert "simulate" not in jobs and "simulate_summary" not in jobs
 
 
 def test_detector_setting_reruns_simulate_and_dependents(e2e: Path) -> None:
     changed = _with_change(e2e, {"simulate.detector.isolation": {"cone": 0.4, "pt_min": 0.5}})
     jobs = scheduled(snakemake(["-n", "--configfile", str(changed)], e2e).stdout)
-    assert jobs.get("simulate") == 6 and jobs.get("simulate_summary") == 4
-    assert jobs.get("prepare") == 4  # the simulated samples, not the external datasets
+    assert jobs.get("simulate") == 7 and jobs.get("simulate_summary") == 5
+    assert jobs.get("prepare") == 5  # the simulated samples, not the external datasets
 
 
 def test_unchanged_config_schedules_nothing(e2e: Path) -> None:
