@@ -86,6 +86,7 @@ def test_z_to_ee(z_events) -> None:
     assert 0.9 < m["mean_response"]["reference"] < 1.02  # containment of the calibrated visible energy
     table = m["response"]["reference"]
     assert sum(table["n_electrons"]) == 2 * n
-    assert "mee_sigma_surrogate_over_reference" in m or "error" in m["mee_peak"]["surrogate"]
+    if "error" not in m["mee_peak"]["surrogate"]:  # the tiny surrogate may miss the window; its ratio then is absent
+        assert m["mee_sigma_surrogate_over_reference"] > 0 and m["mee_sigma_surrogate_over_reference_err"] > 0
     for path in z_events["outputs"].values():
         assert path.stat().st_size > 0
