@@ -1,7 +1,9 @@
 # Stage showers: GFLASH-style reference showers (or CaloChallenge files) -> CaloDREAM-style surrogate
-# (energy and shower networks) -> generated showers -> the CaloChallenge evaluation.
+# (energy and shower networks) -> generated showers -> the CaloChallenge evaluation; and Z -> ee with the electrons'
+# energies from reference and surrogate showers (fast simulation in the chain).
 # results/showers/{reference/{train,test}.h5 + .json, energy/{model.pt,train.json}, shower/{model.pt,train.json},
-#                  generated.h5, sample.json, metrics.json, energy.png, shape.png, sparsity.png, published.png}
+#                  generated.h5, sample.json, metrics.json, energy.png, shape.png, sparsity.png, published.png,
+#                  fastsim/{metrics.json, mee.png, response.png}}
 from lhcchain.showers import data_files, sources as shower_sources  # noqa: E402
 
 SHOWER_FILES = data_files(config)
@@ -126,3 +128,37 @@ rule evaluate_showers:
         "../envs/showers.yaml"
     script:
         "../scripts/showers_evaluate.py"
+
+
+rule showers_fastsim:
+    input:
+        code=shower_sources(),
+        events=lambda w: [f"results/data/{config['showers']['fastsim']['sample']}/{split}.parquet"
+                          for split in config["showers"]["fastsim"]["splits"]],
+        energy="results/showers/energy/model.pt",
+        shower="results/showers/shower/model.pt",
+        training=SHOWER_FILES["train"],
+    output:
+        metrics="results/showers/fastsim/metrics.json",
+        mass_plot=report("results/showers/fastsim/mee.png", category="showers"),
+        response_plot=report("results/showers/fastsim/response.png", category="showers"),
+    params:
+        settings=config["showers"]["fastsim"],
+        binning=config["showers"]["binning"],
+        threshold_mev=config["showers"]["threshold_mev"],
+        reference=config["showers"]["reference"],
+        sampling=config["showers"]["sampling"],
+        device=config["device"],
+        seed=config["seed"],
+    log:
+        "logs/showers/fastsim.log",
+    benchmark:
+        "benchmarks/showers/fastsim.tsv"
+    threads: RES["showers_fastsim"]["threads"]
+    resources:
+        mem_mb=RES["showers_fastsim"]["mem_mb"],
+        runtime=RES["showers_fastsim"]["runtime"],
+    conda:
+        "../envs/showers.yaml"
+    script:
+        "../scripts/showers_fastsim.py"

@@ -65,7 +65,7 @@ def test_cluster_profile_dry_run(project: Path, profile: str) -> None:
     assert jobs["symbolic_regression"] == jobs["symbolic_evaluate"] == 2  # parton and detector level
     assert jobs["reweight_train"] == jobs["reweight_evaluate"] == 2 and jobs["reweight_tune"] == jobs["reweight_refine"] == 1
     assert jobs["unfold_ibu"] == jobs["unfold_omnifold"] == jobs["unfold_cinn"] == jobs["unfold_icinn"] == jobs["unfold_evaluate"] == 1
-    assert jobs["shower_reference"] == jobs["train_showers"] == 2 and jobs["sample_showers"] == jobs["evaluate_showers"] == 1
+    assert jobs["shower_reference"] == jobs["train_showers"] == 2 and jobs["sample_showers"] == jobs["evaluate_showers"] == jobs["showers_fastsim"] == 1
 
 
 def external_amplitudes(project: Path) -> Path:
@@ -160,6 +160,11 @@ def test_end_to_end_outputs(e2e: Path) -> None:
     assert set(showers["time_per_shower_ms"]) == {"batch1", "batch10"} and showers["speedup_vs_geant4"] > 0
     for fig in ("energy", "shape", "sparsity", "published"):
         assert (e2e / f"results/showers/{fig}.png").stat().st_size > 0
+    fastsim = json.loads((e2e / "results/showers/fastsim/metrics.json").read_text())
+    assert fastsim["n_electrons"] == 2 * fastsim["n_events"] > 0 and set(fastsim["mee_peak"]) == {"particle", "reference", "surrogate"}
+    assert fastsim["extrapolated"] == (fastsim["n_electrons_outside_training"] > 0)
+    for fig in ("mee", "response"):
+        assert (e2e / f"results/showers/fastsim/{fig}.png").stat().st_size > 0
 
 
 def test_every_rule_stays_under_4_gb(e2e: Path) -> None:

@@ -63,6 +63,20 @@ def read_showers(path: str | os.PathLike[str], geometry: Geometry, max_showers: 
     return Showers(energy, voxels, str(path))
 
 
+def incident_energy_range(path: str | os.PathLike[str]) -> tuple[float, float]:
+    """Smallest and largest incident energy (MeV) of a CaloChallenge file, read without its showers."""
+    try:
+        with h5py.File(Path(path), "r") as f:
+            if "incident_energies" not in f:
+                raise InputError(f"{path}: missing dataset 'incident_energies' of a CaloChallenge file")
+            energy = np.asarray(f["incident_energies"][:], dtype=np.float64).reshape(-1)
+    except OSError as exc:
+        raise InputError(f"{path}: not a readable HDF5 file ({exc})") from exc
+    if len(energy) == 0 or not np.all(np.isfinite(energy) & (energy > 0)):
+        raise InputError(f"{path}: 'incident_energies' must be non-empty, finite and > 0 MeV")
+    return float(energy.min()), float(energy.max())
+
+
 def write_showers(path: str | os.PathLike[str], showers: Showers) -> None:
     """Write ``showers`` in the CaloChallenge layout (float32, gzip), staged."""
     with staged_outputs(path) as (tmp,):

@@ -13,6 +13,7 @@ from lhcchain.showers.geometry import load_geometry
 from lhcchain.showers.io import read_showers
 from lhcchain.showers.reference import make_reference
 from lhcchain.showers.surrogate import (
+    EnergyProfile,
     Surrogate,
     energies_from_coordinates,
     energy_coordinates,
@@ -37,6 +38,26 @@ def test_energy_coordinates_round_trip() -> None:
     np.testing.assert_allclose(energies_from_coordinates(z, e_inc), e_layer, rtol=1e-6, atol=1e-9 * e_inc.max())
     u = rng.random(50)
     np.testing.assert_allclose(expit(logit(u)), u, atol=1e-9)
+
+
+def test_energy_profile() -> None:
+    """Standardised per incident energy: zero mean and unit spread at each training energy, linear in ln E
+    between them, and an exact inverse."""
+    rng = np.random.default_rng(1)
+    e = 2.0 ** rng.integers(8, 23, 6000)
+    log_e = np.log(e)
+    # a spread that depends on E, a mean that depends on E, and a column without spread at fixed E
+    x = np.stack([0.5 * log_e + rng.normal(0, 1, len(e)) * log_e / 10, rng.normal(-log_e, 0.5), log_e], 1)
+    prof = EnergyProfile.fit(x, log_e)
+    assert len(prof.log_e) == 15  # one node per power of two
+    z = prof.forward(x, log_e)
+    for v in np.unique(e)[[0, 7, 14]]:
+        np.testing.assert_allclose(z[e == v].mean(0), 0.0, atol=1e-9)
+        np.testing.assert_allclose(z[e == v].std(0)[:2], 1.0, rtol=1e-9)
+    np.testing.assert_allclose(prof.std[:, 2], 0.05 * log_e.std(), rtol=1e-9)  # the floor, not 0
+    np.testing.assert_allclose(prof.inverse(z, log_e), x, rtol=1e-12)
+    mid = np.log(np.array([2.0**10 * np.sqrt(2.0)]))  # halfway between two nodes in ln E
+    np.testing.assert_allclose(prof.inverse(np.zeros((1, 3)), mid), 0.5 * (prof.mean[2] + prof.mean[3])[None], rtol=1e-12)
 
 
 @pytest.fixture(scope="module")
