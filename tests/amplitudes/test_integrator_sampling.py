@@ -14,7 +14,7 @@ from lhcchain.amplitudes.networks import heteroscedastic_loss
 from lhcchain.amplitudes.train import loss_weights, train
 from lhcchain.config import resolve_settings
 from lhcchain.errors import InputError
-from lhcchain.madnis.integrator import DEFAULTS, CheckedIntegrand, draw, load_integrator, save_integrator, train_madnis
+from lhcchain.madnis.integrator import CheckedIntegrand, draw, load_integrator, save_integrator, train_madnis
 from lhcchain.physics import get_process
 
 from .conftest import SPLIT
@@ -26,7 +26,7 @@ TINY = {"steps": 5, "batch_size": 256, "vegas": {"iterations": 2, "samples_per_c
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory, gg3g):
     """A tiny trained gg -> ggg integrator, saved as the madnis stage does."""
-    settings = resolve_settings(TINY, DEFAULTS, "madnis.training")
+    settings = resolve_settings(TINY, "madnis.training")
     integrator, summary = train_madnis(CheckedIntegrand(gg3g), settings, torch.device("cpu"), seed=3)
     path = tmp_path_factory.mktemp("int") / "integrator.pt"
     save_integrator(str(path), integrator, {"process": "gg_3g"}, settings, {k: v for k, v in summary.items() if k != "loss"})
