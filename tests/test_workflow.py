@@ -201,15 +201,15 @@ def test_prepare_setting_reruns_only_prepare(e2e: Path) -> None:
     res = snakemake(["-n", "--configfile", str(changed)], e2e)
     assert res.returncode == 0, res.stderr[-3000:]
     jobs = scheduled(res.stdout + res.stderr)
-    assert jobs.get("prepare") == 9
+    assert jobs.get("prepare") == 15  # 11 samples and 4 datasets
     assert "simulate" not in jobs and "simulate_summary" not in jobs
 
 
 def test_detector_setting_reruns_simulate_and_dependents(e2e: Path) -> None:
     changed = _with_change(e2e, {"simulate.detector.isolation": {"cone": 0.4, "pt_min": 0.5}})
     jobs = scheduled(snakemake(["-n", "--configfile", str(changed)], e2e).stdout)
-    assert jobs.get("simulate") == 7 and jobs.get("simulate_summary") == 5
-    assert jobs.get("prepare") == 5  # the simulated samples, not the external datasets
+    assert jobs.get("simulate") == 13 and jobs.get("simulate_summary") == 11
+    assert jobs.get("prepare") == 11  # the simulated samples, not the external datasets
 
 
 def test_unchanged_config_schedules_nothing(e2e: Path) -> None:
