@@ -6,6 +6,9 @@ import numpy as np
 from scipy.optimize import curve_fit
 from scipy.special import voigt_profile
 
+Z_MASS = 91.1876  # GeV (PDG)
+Z_HALF_WIDTH = 2.4952 / 2  # GeV: the Z's Breit-Wigner half width, the Lorentzian part fit_peak fixes for a Z peak
+
 
 def fit_peak(counts: np.ndarray, edges: np.ndarray, sumw2: np.ndarray | None = None, gamma: float | None = None) -> dict[str, float]:
     """Fit a Voigt profile (Breit-Wigner of half-width ``gamma`` convolved with a Gaussian ``sigma``) to a histogram.

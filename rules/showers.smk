@@ -6,12 +6,14 @@
 #                  fastsim/{metrics.json, mee.png, response.png}}
 from lhcchain.showers import data_files, sources as shower_sources  # noqa: E402
 
+SHOWER_CODE = shower_sources()
+
 SHOWER_FILES = data_files(config)
 
 
 rule shower_reference:
     input:
-        code=shower_sources(),
+        code=SHOWER_CODE,
     output:
         showers="results/showers/reference/{split}.h5",
         summary="results/showers/reference/{split}.json",
@@ -38,7 +40,7 @@ rule shower_reference:
 
 rule train_showers:
     input:
-        code=shower_sources(),
+        code=SHOWER_CODE,
         data=SHOWER_FILES["train"],
     output:
         model="results/showers/{part}/model.pt",
@@ -68,7 +70,7 @@ rule train_showers:
 
 rule sample_showers:
     input:
-        code=shower_sources(),
+        code=SHOWER_CODE,
         energy="results/showers/energy/model.pt",
         shower="results/showers/shower/model.pt",
         energies=SHOWER_FILES["test"],
@@ -96,7 +98,7 @@ rule sample_showers:
 
 rule evaluate_showers:
     input:
-        code=shower_sources(),
+        code=SHOWER_CODE,
         reference=SHOWER_FILES["test"],
         generated="results/showers/generated.h5",
         energy="results/showers/energy/model.pt",
@@ -132,7 +134,7 @@ rule evaluate_showers:
 
 rule showers_fastsim:
     input:
-        code=shower_sources(),
+        code=SHOWER_CODE,
         events=lambda w: [f"results/data/{config['showers']['fastsim']['sample']}/{split}.parquet"
                           for split in config["showers"]["fastsim"]["splits"]],
         energy="results/showers/energy/model.pt",

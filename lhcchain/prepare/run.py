@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 from .. import plotting
 from ..errors import InputError
 from ..io import Progress, require_outputs, staged_outputs, write_json
-from ..stats import core_width, fit_peak
+from ..stats import Z_HALF_WIDTH, Z_MASS, core_width, fit_peak
 from .flat import flat_map, iterate_flat
 from .readers import detect_format, iterate_events
 from .selection import CutFlow, feature_unit, select_level
@@ -32,8 +32,6 @@ log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
 OUTPUTS = ("train", "val", "test", "metadata", "cutflow", "metrics", "mll_plot", "jets_plot", "cutflow_plot")
-Z_MASS = 91.1876
-Z_HALF_WIDTH = 2.4952 / 2
 
 
 def split_of(seed: int, file_index: int, entry: np.ndarray, fractions: Sequence[float]) -> np.ndarray:

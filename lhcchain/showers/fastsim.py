@@ -34,8 +34,7 @@ from .. import plotting
 from ..device import select_device
 from ..errors import InputError
 from ..io import read_parquet_columns, staged_outputs, write_json
-from ..prepare.run import Z_HALF_WIDTH
-from ..stats import fit_peak
+from ..stats import Z_HALF_WIDTH, fit_peak
 from .geometry import load_geometry
 from .io import incident_energy_range
 from .reference import medium, resolve_settings, simulate
@@ -171,8 +170,7 @@ def compare(events: Sequence[str | os.PathLike[str]], energy_model: str | os.Pat
 
 def response_plot(metrics: Mapping[str, Any], path: str | os.PathLike[str]) -> None:
     """Electron response and resolution against E for the reference and surrogate showers."""
-    import matplotlib.pyplot as plt
-
+    plt = plotting.plt
     edges = np.asarray(metrics["energy_bins_gev"])
     centres = np.sqrt(edges[1:] * edges[:-1])
     fig, axes = plt.subplots(1, 2, figsize=(14, 6))

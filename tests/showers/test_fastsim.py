@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from lhcchain.errors import InputError
-from lhcchain.prepare.run import Z_HALF_WIDTH, Z_MASS
+from lhcchain.stats import Z_HALF_WIDTH, Z_MASS
 from lhcchain.showers.fastsim import compare, electron_pairs
 from lhcchain.showers.reference import make_reference
 from lhcchain.showers.surrogate import train
