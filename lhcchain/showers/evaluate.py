@@ -179,18 +179,21 @@ def classifier_features(showers: Showers, feats: Mapping[str, np.ndarray], geome
     raise ValueError(f"unknown classifier test {test!r}; known: {CLASSIFIER_TESTS}")
 
 
-def density_ratio_probabilities(a: np.ndarray, b: np.ndarray, settings: Mapping[str, Any], seed: int) -> tuple[np.ndarray, np.ndarray]:
+def density_ratio_probabilities(a: np.ndarray, b: np.ndarray, settings: Mapping[str, Any], seed: int,
+                                device: torch.device | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Out-of-fold probabilities ``p(a | x)`` for the rows of ``a`` and of ``b``: the project's one density-ratio
     classifier (:func:`lhcchain.reweight.classifier.cross_fit`), uncalibrated, since :func:`classifier_test`
     calibrates on a held-out half itself."""
-    fit = cross_fit(a, b, settings=settings, seed=seed, calibrate_=False, label="shower classifier")
+    fit = cross_fit(a, b, settings=settings, seed=seed, device=device, calibrate_=False, label="shower classifier")
     p = expit(fit.logit_raw)
     return p[: len(a)], p[len(a):]
 
 
-def classifier_test(ref: np.ndarray, gen: np.ndarray, settings: Mapping[str, Any], seed: int) -> dict[str, float]:
-    """AUC and JSD (bits) of separating ``ref`` from ``gen`` on a held-out half after isotonic calibration on the other half."""
-    pa, pb = density_ratio_probabilities(ref, gen, settings, seed)
+def classifier_test(ref: np.ndarray, gen: np.ndarray, settings: Mapping[str, Any], seed: int,
+                    device: torch.device | None = None) -> dict[str, float]:
+    """AUC and JSD (bits) of separating ``ref`` from ``gen`` on a held-out half after isotonic calibration on the
+    other half; the classifier trains on ``device`` (CPU when None)."""
+    pa, pb = density_ratio_probabilities(ref, gen, settings, seed, device)
     p = np.concatenate([pa, pb])
     label = np.concatenate([np.ones(len(pa)), np.zeros(len(pb))])
     half = np.random.default_rng(seed).permutation(len(p)) % 2 == 0
@@ -314,14 +317,15 @@ def evaluate(reference: str | os.PathLike[str], generated: str | os.PathLike[str
     sep["mean"]["voxel_spectrum"] = voxel_spectrum_separation(ref.voxels, gen.voxels, threshold_mev, bins)
     high_ref, high_gen = (classifier_features(s, f, geometry, "cls-high") for s, f in ((ref, f_ref), (gen, f_gen)))
     mu, sd = high_ref.mean(0), np.where(high_ref.std(0) > 0, high_ref.std(0), 1.0)
-    fpd_val, fpd_err = fpd((high_ref - mu) / sd, (high_gen - mu) / sd, rng)
-    kpd_val, kpd_err = kpd((high_ref - mu) / sd, (high_gen - mu) / sd, rng)
-    select_device(device, threads)
+    z_ref, z_gen = (high_ref - mu) / sd, (high_gen - mu) / sd
+    fpd_val, fpd_err = fpd(z_ref, z_gen, rng)
+    kpd_val, kpd_err = kpd(z_ref, z_gen, rng)
+    dev = select_device(device, threads)
     cls = {}
     for test in CLASSIFIER_TESTS:
         a = classifier_features(ref, f_ref, geometry, test)
         b = classifier_features(gen, f_gen, geometry, test)
-        result = cls[test.replace("-", "_")] = classifier_test(a, b, settings["classifier"], seed)
+        result = cls[test.replace("-", "_")] = classifier_test(a, b, settings["classifier"], seed, dev)
         log.info("%s: AUC %.4f +- %.4f, JSD %.4f bits", test, result["auc"], result["auc_err"], result["jsd_bits"])
     model = Surrogate(energy_model, shower_model, torch.device("cpu"), sampling["solver"], int(sampling["steps"]))
     energies = ref.energy
