@@ -48,6 +48,7 @@ from ..errors import InputError
 from ..io import Progress
 from ..generate.models import CFM, SOLVERS, Generator, make_generator
 from ..nn import BayesLinear
+from ..stats import bin_index
 from ..training import Trainer
 from .geometry import Geometry, load_geometry
 from .io import Showers, read_showers, write_showers
@@ -168,7 +169,7 @@ class EnergyProfile:
         """Means and spreads of ``x`` (N, D) in ``bins`` equal bins of ``log_e`` (N,) that hold at least two rows,
         placed at the bins' mean ``log_e``; spreads floored at ``PROFILE_MIN_STD`` times the overall spread."""
         edges = np.linspace(log_e.min(), log_e.max(), bins + 1)
-        idx = np.clip(np.digitize(log_e, edges) - 1, 0, bins - 1)
+        idx = bin_index(log_e, edges)
         groups = [idx == b for b in range(bins) if np.count_nonzero(idx == b) >= 2] or [np.ones(len(x), bool)]
         floor = np.maximum(PROFILE_MIN_STD * x.std(0), 1e-6)
         return cls(np.array([log_e[g].mean() for g in groups]), np.stack([x[g].mean(0) for g in groups]),
