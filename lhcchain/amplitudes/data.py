@@ -228,39 +228,37 @@ def make_dataset(process, n_points: int, output, *, sampling: str = "flat", spli
     have, generated, me_time, me_count = 0, 0, 0.0, 0
     progress = Progress(f"amplitude_data {process.name}", n_points, "points")
     while have < n_points:
+        w = None
         if sampler is not None:  # the integrand evaluated the exact amplitude (timed with it)
             t1 = time.perf_counter()
             p, a, w = sampler(batch_size)
             me_time += time.perf_counter() - t1
             me_count += p.shape[0]
-            generated += batch_size
+        else:
+            if sampling == "flat":
+                p = _flat_batch(process, batch_size, gen)
+            else:
+                wp, p = _weighted_batch(process, batch_size, gen)  # unweighted: no weight written
+                u = torch.rand(wp.shape[0], generator=gen, dtype=torch.float64).to(wp.device)
+                p = p[(wp > 0) & (u * w_max < wp)]
+            a = None
+            if p.shape[0]:
+                t1 = time.perf_counter()
+                a = exact_amplitude(process, p, kind)
+                if a.is_cuda:
+                    torch.cuda.synchronize()
+                me_time += time.perf_counter() - t1
+                me_count += p.shape[0]
+        generated += batch_size
+        if a is not None:
             ok = torch.isfinite(a) & (a > 0)
             momenta.append(p[ok].to(torch.float64).cpu())
             amps.append(a[ok].to(torch.float64).cpu())
-            weights.append(w[ok.to(w.device)].cpu())
-            have += int(ok.sum())
-            progress.update(int(ok.sum()))
-            continue
-        if sampling == "flat":
-            p = _flat_batch(process, batch_size, gen)
-        else:
-            w, p = _weighted_batch(process, batch_size, gen)
-            u = torch.rand(w.shape[0], generator=gen, dtype=torch.float64).to(w.device)
-            p = p[(w > 0) & (u * w_max < w)]
-        generated += batch_size
-        if p.shape[0]:
-            t1 = time.perf_counter()
-            a = exact_amplitude(process, p, kind)
-            if a.is_cuda:
-                torch.cuda.synchronize()
-            me_time += time.perf_counter() - t1
-            me_count += p.shape[0]
-            ok = torch.isfinite(a) & (a > 0)
-            p, a = p[ok], a[ok]
-            momenta.append(p.to(torch.float64).cpu())
-            amps.append(a.to(torch.float64).cpu())
-            have += p.shape[0]
-            progress.update(p.shape[0])
+            if w is not None:
+                weights.append(w[ok.to(w.device)].cpu())
+            n_ok = int(ok.sum())
+            have += n_ok
+            progress.update(n_ok)
         if generated > 1000 * n_points + 100 * batch_size:
             raise InputError(f"amplitudes: {process.name} keeps fewer than 1 in 1000 points; check its cuts")
     progress.done()
