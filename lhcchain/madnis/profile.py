@@ -27,6 +27,7 @@ import torch
 from madnis.integrator import Integrator
 
 from ..physics.process import MatrixElement, Process
+from .surrogate import stage_two_ratio
 from .weights import Overweights, accept, truncated_maximum
 
 PARTS = ("flow_sampling", "channel_weights", "phase_space", "pdfs_flux", "matrix_element", "surrogate")
@@ -98,9 +99,9 @@ def sample_efficiencies(w: np.ndarray, w_s: np.ndarray, epsilon: float, rng: np.
     ``<min(1, w/w_max)>``, stage 1 ``<min(1, w_s/w_s,max)>``, stage 2 ``<min(1, u/u_max)>`` over the
     stage-1 survivors (drawn with ``rng``), and the fractions of the cross-section beyond the maxima."""
     half = len(w) // 2
-    u = np.divide(w, w_s, out=np.zeros_like(w), where=w_s > 0)
     w_max, w_s_max = truncated_maximum(w[:half], epsilon), truncated_maximum(w_s[:half], epsilon)
-    u = u * np.maximum(1.0, w_s / w_s_max)
+    ratio = np.divide(w, w_s, out=np.zeros_like(w), where=w_s > 0)
+    u = stage_two_ratio(torch.from_numpy(ratio), torch.from_numpy(w_s), w_s_max).numpy()
     survivors = accept(w_s, w_s_max, rng)
     first = np.arange(len(w)) < half
     u_max = truncated_maximum(u[survivors & first], epsilon)
