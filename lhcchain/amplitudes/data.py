@@ -174,28 +174,23 @@ class IntegratorSampler:
         torch.manual_seed(int(seed))
 
     def __call__(self, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        from ..madnis.events import event_momenta
         from ..madnis.integrator import draw
 
         proc = self.process
         s = draw(self.integrator, n, n)
         keep = s.func_vals > 0
         x, channels, f = s.x[keep], s.channels[keep].to(proc.device), s.func_vals[keep].to(proc.dtype)
-        lab = torch.zeros(x.shape[0], 2 + proc.n_out, 4, dtype=proc.dtype, device=proc.device)
-        me = torch.zeros(x.shape[0], dtype=proc.dtype, device=proc.device)
-        for c in range(proc.n_channels):
-            index = (channels == c).nonzero().squeeze(-1)
-            if not index.numel():
-                continue
-            point = proc.map_point(x[index.to(x.device)].to(proc.dtype), c)
-            p = point.partonic
-            s_hat = minkowski_square(p[:, 0] + p[:, 1])
-            # invert Process.integrand: f = ME * ps_weight / (2 s_hat) * GEV2_TO_PB
-            value = f[index] * 2.0 * s_hat / (point.weight * GEV2_TO_PB)
-            if amplitude_kind(proc) == "bare":  # ME = S L |M|^2 (L = 1 for a partonic process)
-                value = value / proc.subprocesses[0].symmetry_factor
-                if proc.hadronic:
-                    value = value / proc.parton_luminosities(p, point.x1, point.x2)[:, 0]
-            lab[index], me[index] = point.momenta, value
+        kin = event_momenta(proc, x, channels, weight=True)
+        p = kin["partonic"]
+        s_hat = minkowski_square(p[:, 0] + p[:, 1])
+        # invert Process.integrand: f = ME * ps_weight / (2 s_hat) * GEV2_TO_PB
+        me = f * 2.0 * s_hat / (kin["weight"] * GEV2_TO_PB)
+        if amplitude_kind(proc) == "bare":  # ME = S L |M|^2 (L = 1 for a partonic process)
+            me = me / proc.subprocesses[0].symmetry_factor
+            if proc.hadronic:
+                me = me / proc.parton_luminosities(p, kin["x1"], kin["x2"])[:, 0]
+        lab = kin["lab"]
         return lab, me, s.weights[keep].to(torch.float64)
 
 
