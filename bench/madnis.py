@@ -102,8 +102,7 @@ def bench_unweighting(args: argparse.Namespace, config: dict) -> dict:
     import torch
 
     from lhcchain.amplitudes.surrogate import load_surrogate
-    from lhcchain.madnis.events import event_momenta
-    from lhcchain.madnis.integrator import draw, load_integrator
+    from lhcchain.madnis.integrator import CheckedIntegrand, draw, load_integrator
     from lhcchain.madnis.profile import expected_gain, sample_efficiencies, time_per_call
     from lhcchain.madnis.surrogate import surrogate_matrix_element
 
@@ -127,12 +126,10 @@ def bench_unweighting(args: argparse.Namespace, config: dict) -> dict:
     sample = draw(integrator, args.sample_calls, min(args.sample_calls, 20_000))
     w = sample.weights.double().cpu().numpy()
     keep = torch.from_numpy(w > 0)
-    kin = event_momenta(process, sample.x[keep], sample.channels[keep])
-    x1, x2 = (None, None) if not process.hadronic else (kin["x1"], kin["x2"])
-    exact_me = process.matrix_element(kin["partonic"], x1, x2)
-    fast_me = surrogate(kin["lab"], kin["partonic"], x1, x2)
+    # the draw holds the exact f; only the surrogate integrand is evaluated (as TwoStage.calibrate)
+    f_fast, _ = CheckedIntegrand(process, surrogate)(sample.x[keep], sample.channels[keep])
     w_s = w.copy()
-    w_s[w > 0] *= (fast_me / exact_me).double().cpu().numpy()
+    w_s[w > 0] *= (f_fast.double() / sample.func_vals[keep].double()).cpu().numpy()
     eff = sample_efficiencies(w, w_s, float(settings["epsilon"]), np.random.default_rng(args.seed))
     out["sample"] = {"calls": args.sample_calls, **eff,
                      "stage1_over_exact_efficiency": eff["stage1_efficiency"] / eff["efficiency_exact"],

@@ -4,7 +4,7 @@
 
 rule amplitude_data:
     input:
-        code=stage_sources("amplitudes", "physics", "madnis"),
+        code=stage_sources("amplitudes", "physics"),
         integrator=lambda w: amplitude_integrator(config, w.process),
     output:
         data="results/amplitudes/{process}/data.h5",

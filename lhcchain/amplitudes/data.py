@@ -174,28 +174,23 @@ class IntegratorSampler:
         torch.manual_seed(int(seed))
 
     def __call__(self, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        from ..madnis.events import event_momenta
         from ..madnis.integrator import draw
 
         proc = self.process
         s = draw(self.integrator, n, n)
         keep = s.func_vals > 0
         x, channels, f = s.x[keep], s.channels[keep].to(proc.device), s.func_vals[keep].to(proc.dtype)
-        lab = torch.zeros(x.shape[0], 2 + proc.n_out, 4, dtype=proc.dtype, device=proc.device)
-        me = torch.zeros(x.shape[0], dtype=proc.dtype, device=proc.device)
-        for c in range(proc.n_channels):
-            index = (channels == c).nonzero().squeeze(-1)
-            if not index.numel():
-                continue
-            point = proc.map_point(x[index.to(x.device)].to(proc.dtype), c)
-            p = point.partonic
-            s_hat = minkowski_square(p[:, 0] + p[:, 1])
-            # invert Process.integrand: f = ME * ps_weight / (2 s_hat) * GEV2_TO_PB
-            value = f[index] * 2.0 * s_hat / (point.weight * GEV2_TO_PB)
-            if amplitude_kind(proc) == "bare":  # ME = S L |M|^2 (L = 1 for a partonic process)
-                value = value / proc.subprocesses[0].symmetry_factor
-                if proc.hadronic:
-                    value = value / proc.parton_luminosities(p, point.x1, point.x2)[:, 0]
-            lab[index], me[index] = point.momenta, value
+        kin = event_momenta(proc, x, channels, weight=True)
+        p = kin["partonic"]
+        s_hat = minkowski_square(p[:, 0] + p[:, 1])
+        # invert Process.integrand: f = ME * ps_weight / (2 s_hat) * GEV2_TO_PB
+        me = f * 2.0 * s_hat / (kin["weight"] * GEV2_TO_PB)
+        if amplitude_kind(proc) == "bare":  # ME = S L |M|^2 (L = 1 for a partonic process)
+            me = me / proc.subprocesses[0].symmetry_factor
+            if proc.hadronic:
+                me = me / proc.parton_luminosities(p, kin["x1"], kin["x2"])[:, 0]
+        lab = kin["lab"]
         return lab, me, s.weights[keep].to(torch.float64)
 
 
@@ -228,39 +223,37 @@ def make_dataset(process, n_points: int, output, *, sampling: str = "flat", spli
     have, generated, me_time, me_count = 0, 0, 0.0, 0
     progress = Progress(f"amplitude_data {process.name}", n_points, "points")
     while have < n_points:
+        w = None
         if sampler is not None:  # the integrand evaluated the exact amplitude (timed with it)
             t1 = time.perf_counter()
             p, a, w = sampler(batch_size)
             me_time += time.perf_counter() - t1
             me_count += p.shape[0]
-            generated += batch_size
+        else:
+            if sampling == "flat":
+                p = _flat_batch(process, batch_size, gen)
+            else:
+                wp, p = _weighted_batch(process, batch_size, gen)  # unweighted: no weight written
+                u = torch.rand(wp.shape[0], generator=gen, dtype=torch.float64).to(wp.device)
+                p = p[(wp > 0) & (u * w_max < wp)]
+            a = None
+            if p.shape[0]:
+                t1 = time.perf_counter()
+                a = exact_amplitude(process, p, kind)
+                if a.is_cuda:
+                    torch.cuda.synchronize()
+                me_time += time.perf_counter() - t1
+                me_count += p.shape[0]
+        generated += batch_size
+        if a is not None:
             ok = torch.isfinite(a) & (a > 0)
             momenta.append(p[ok].to(torch.float64).cpu())
             amps.append(a[ok].to(torch.float64).cpu())
-            weights.append(w[ok.to(w.device)].cpu())
-            have += int(ok.sum())
-            progress.update(int(ok.sum()))
-            continue
-        if sampling == "flat":
-            p = _flat_batch(process, batch_size, gen)
-        else:
-            w, p = _weighted_batch(process, batch_size, gen)
-            u = torch.rand(w.shape[0], generator=gen, dtype=torch.float64).to(w.device)
-            p = p[(w > 0) & (u * w_max < w)]
-        generated += batch_size
-        if p.shape[0]:
-            t1 = time.perf_counter()
-            a = exact_amplitude(process, p, kind)
-            if a.is_cuda:
-                torch.cuda.synchronize()
-            me_time += time.perf_counter() - t1
-            me_count += p.shape[0]
-            ok = torch.isfinite(a) & (a > 0)
-            p, a = p[ok], a[ok]
-            momenta.append(p.to(torch.float64).cpu())
-            amps.append(a.to(torch.float64).cpu())
-            have += p.shape[0]
-            progress.update(p.shape[0])
+            if w is not None:
+                weights.append(w[ok.to(w.device)].cpu())
+            n_ok = int(ok.sum())
+            have += n_ok
+            progress.update(n_ok)
         if generated > 1000 * n_points + 100 * batch_size:
             raise InputError(f"amplitudes: {process.name} keeps fewer than 1 in 1000 points; check its cuts")
     progress.done()

@@ -31,15 +31,18 @@ from ..physics.process import Process
 PROTON = 2212
 
 
-def event_momenta(process: Process, x: torch.Tensor, channels: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Lab-frame momenta (batch, legs, 4), partonic momenta and ``x1``, ``x2`` of points ``x`` drawn in
-    ``channels`` (both from a MadNIS sample), on the process's device."""
+def event_momenta(process: Process, x: torch.Tensor, channels: torch.Tensor, *,
+                  weight: bool = False) -> dict[str, torch.Tensor]:
+    """Lab-frame momenta (batch, legs, 4), partonic momenta and ``x1``, ``x2`` (NaN if partonic) of
+    points ``x`` drawn in ``channels`` (both from a MadNIS sample), on the process's device; with
+    ``weight``, also the channel's phase-space weight ``"weight"`` (batch,)."""
     n = x.shape[0]
     legs = 2 + process.n_out
     lab = torch.zeros(n, legs, 4, dtype=process.dtype, device=process.device)
     partonic = torch.zeros_like(lab)
     x1 = torch.full((n,), float("nan"), dtype=process.dtype, device=process.device)
     x2 = x1.clone()
+    ps_weight = torch.zeros(n, dtype=process.dtype, device=process.device) if weight else None
     for c in range(process.n_channels):
         index = (channels == c).nonzero().squeeze(-1).to(process.device)
         if index.numel():
@@ -47,7 +50,12 @@ def event_momenta(process: Process, x: torch.Tensor, channels: torch.Tensor) -> 
             lab[index], partonic[index] = point.momenta, point.partonic
             if point.x1 is not None:
                 x1[index], x2[index] = point.x1, point.x2
-    return {"lab": lab, "partonic": partonic, "x1": x1, "x2": x2}
+            if ps_weight is not None:
+                ps_weight[index] = point.weight
+    kin = {"lab": lab, "partonic": partonic, "x1": x1, "x2": x2}
+    if ps_weight is not None:
+        kin["weight"] = ps_weight
+    return kin
 
 
 def draw_subprocesses(process: Process, kin: Mapping[str, torch.Tensor], rng: np.random.Generator) -> np.ndarray:

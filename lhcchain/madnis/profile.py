@@ -27,6 +27,8 @@ import torch
 from madnis.integrator import Integrator
 
 from ..physics.process import MatrixElement, Process
+from .events import event_momenta
+from .surrogate import stage_two_ratio
 from .weights import Overweights, accept, truncated_maximum
 
 PARTS = ("flow_sampling", "channel_weights", "phase_space", "pdfs_flux", "matrix_element", "surrogate")
@@ -58,20 +60,10 @@ def time_per_call(integrator: Integrator, process: Process, surrogate: MatrixEle
     chan = channels.to(process.device)
 
     def mapping() -> tuple[torch.Tensor, ...]:
-        lab = torch.zeros(n, 2 + process.n_out, 4, dtype=process.dtype, device=process.device)
-        partonic = torch.zeros_like(lab)
-        x1 = x2 = None
-        for c in range(process.n_channels):
-            index = (chan == c).nonzero().squeeze(-1)
-            if index.numel():
-                point = process.map_point(x[index], c)
-                lab[index], partonic[index] = point.momenta, point.partonic
-                if point.x1 is not None:
-                    x1 = torch.zeros(n, dtype=process.dtype, device=process.device) if x1 is None else x1
-                    x2 = torch.zeros_like(x1) if x2 is None else x2
-                    x1[index], x2[index] = point.x1, point.x2
-        process.cuts(lab)
-        return lab, partonic, x1, x2
+        kin = event_momenta(process, x, chan)
+        process.cuts(kin["lab"])
+        x1, x2 = (kin["x1"], kin["x2"]) if process.hadronic else (None, None)
+        return kin["lab"], kin["partonic"], x1, x2
 
     t_map, (lab, partonic, x1, x2) = _best(mapping, repeats)
 
@@ -98,9 +90,9 @@ def sample_efficiencies(w: np.ndarray, w_s: np.ndarray, epsilon: float, rng: np.
     ``<min(1, w/w_max)>``, stage 1 ``<min(1, w_s/w_s,max)>``, stage 2 ``<min(1, u/u_max)>`` over the
     stage-1 survivors (drawn with ``rng``), and the fractions of the cross-section beyond the maxima."""
     half = len(w) // 2
-    u = np.divide(w, w_s, out=np.zeros_like(w), where=w_s > 0)
     w_max, w_s_max = truncated_maximum(w[:half], epsilon), truncated_maximum(w_s[:half], epsilon)
-    u = u * np.maximum(1.0, w_s / w_s_max)
+    ratio = np.divide(w, w_s, out=np.zeros_like(w), where=w_s > 0)
+    u = stage_two_ratio(torch.from_numpy(ratio), torch.from_numpy(w_s), w_s_max).numpy()
     survivors = accept(w_s, w_s_max, rng)
     first = np.arange(len(w)) < half
     u_max = truncated_maximum(u[survivors & first], epsilon)
