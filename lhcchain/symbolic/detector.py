@@ -32,13 +32,9 @@ import pyarrow.parquet as pq
 import sympy
 
 from ..errors import InputError
+from ..generate.data import wrap_phi
 from .data import OBSERVABLES
 from .regression import parse_formula, refit
-
-
-def _wrap(phi: np.ndarray) -> np.ndarray:
-    """Angle in [-pi, pi)."""
-    return (phi + np.pi) % (2.0 * np.pi) - np.pi
 
 
 def level_observables(table: Mapping[str, np.ndarray], level: str, m_h: float) -> dict[str, np.ndarray]:
@@ -49,7 +45,7 @@ def level_observables(table: Mapping[str, np.ndarray], level: str, m_h: float) -
     return {
         "x1": col("j1_pt") / m_h,
         "x2": col("j2_pt") / m_h,
-        "delta_phi": np.where(forward_first, _wrap(phi1 - phi2), _wrap(phi2 - phi1)),
+        "delta_phi": np.where(forward_first, wrap_phi(phi1 - phi2), wrap_phi(phi2 - phi1)),
         "delta_eta": np.abs(eta1 - eta2),
         "eta1": eta1,
         "eta2": eta2,
