@@ -53,9 +53,11 @@ def region_values(regions: Regions, abs_eta: np.ndarray, key: str) -> np.ndarray
 def calo_resolution(regions: Regions, energy: np.ndarray, abs_eta: np.ndarray) -> np.ndarray:
     """Absolute energy resolution sigma_E in GeV: f(eta) E sqrt(C^2 + S^2/E + N^2/E^2), with
     f = a + b (|eta| - eta0)^2 where the region has ``eta_shape: [a, b, eta0]`` (else 1); 0 outside acceptance."""
-    c, s, n = (region_values(regions, abs_eta, k) for k in ("constant", "stochastic", "noise"))
-    a, b, eta0 = np.array([reg.get("eta_shape", (1.0, 0.0, 0.0)) for reg in regions] + [(1.0, 0.0, 0.0)])[
-        region_index(regions, abs_eta)].T
+    # one row per region (constant, stochastic, noise, a, b, eta0), plus the outside-acceptance row
+    table = np.array([(reg.get("constant", 0.0), reg.get("stochastic", 0.0), reg.get("noise", 0.0),
+                       *reg.get("eta_shape", (1.0, 0.0, 0.0))) for reg in regions]
+                     + [(0.0, 0.0, 0.0, 1.0, 0.0, 0.0)], dtype=np.float64)
+    c, s, n, a, b, eta0 = table[region_index(regions, abs_eta)].T
     shape = a + b * (abs_eta - eta0) ** 2
     e = np.maximum(energy, 1e-9)
     return shape * np.sqrt((c * e) ** 2 + s**2 * e + n**2)

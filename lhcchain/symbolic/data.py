@@ -37,6 +37,7 @@ import torch
 
 from ..errors import InputError
 from ..io import Progress
+from ..madnis.events import write_parquet
 from ..madnis.weights import accept, truncated_maximum
 from ..physics.kinematics import azimuth, delta_phi, pair_mass, pseudorapidity, rapidity, transverse_momentum
 from ..physics.process import Process
@@ -184,8 +185,7 @@ def score_data(process: Process, events: Mapping[str, Any], batch_size: int = 20
 
 def write_score_data(path: str | os.PathLike[str], data: Mapping[str, np.ndarray], metadata: Mapping[str, Any]) -> None:
     """Write the score data as parquet, ``metadata`` (e.g. the cross-section) in the schema."""
-    table = pa.table({k: np.asarray(v) for k, v in data.items()})
-    pq.write_table(table.replace_schema_metadata({k: str(v) for k, v in metadata.items()}), path)
+    write_parquet(path, pa.table({k: np.asarray(v) for k, v in data.items()}), metadata)
 
 
 def read_score_data(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray], dict[str, str]]:

@@ -28,17 +28,13 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 import sympy
 
 from ..errors import InputError
+from ..generate.data import wrap_phi
+from ..io import read_parquet_columns
 from .data import OBSERVABLES
 from .regression import parse_formula, refit
-
-
-def _wrap(phi: np.ndarray) -> np.ndarray:
-    """Angle in [-pi, pi)."""
-    return (phi + np.pi) % (2.0 * np.pi) - np.pi
 
 
 def level_observables(table: Mapping[str, np.ndarray], level: str, m_h: float) -> dict[str, np.ndarray]:
@@ -49,7 +45,7 @@ def level_observables(table: Mapping[str, np.ndarray], level: str, m_h: float) -
     return {
         "x1": col("j1_pt") / m_h,
         "x2": col("j2_pt") / m_h,
-        "delta_phi": np.where(forward_first, _wrap(phi1 - phi2), _wrap(phi2 - phi1)),
+        "delta_phi": np.where(forward_first, wrap_phi(phi1 - phi2), wrap_phi(phi2 - phi1)),
         "delta_eta": np.abs(eta1 - eta2),
         "eta1": eta1,
         "eta2": eta2,
@@ -61,18 +57,10 @@ def level_observables(table: Mapping[str, np.ndarray], level: str, m_h: float) -
 
 def read_prepared(paths: Sequence[str | os.PathLike[str]], level: str) -> dict[str, np.ndarray]:
     """Rows of prepared parquet files (all splits) that pass ``level``'s selection."""
-    tables = []
-    for path in paths:
-        try:
-            tables.append(pq.read_table(path))
-        except (OSError, pa.ArrowInvalid) as exc:
-            raise InputError(f"{path}: cannot read the prepared events ({exc})") from None
-    table = pa.concat_tables(tables)
     needed = ["event", f"{level}_pass"] + [f"{level}_{k}" for k in
                                           ("j1_pt", "j2_pt", "j1_eta", "j2_eta", "j1_phi", "j2_phi", "mjj", "ptll", "yll")]
-    missing = [c for c in needed if c not in table.column_names]
-    if missing:
-        raise InputError(f"{paths[0]}: missing column(s) {', '.join(missing)}; expected a sample prepared at level {level!r}")
+    table = pa.concat_tables([read_parquet_columns(path, needed, f"expected a sample prepared at level {level!r}")
+                              for path in paths])
     cols = {c: table.column(c).to_numpy(zero_copy_only=False) for c in needed}
     keep = cols[f"{level}_pass"].astype(bool)
     return {k: v[keep] for k, v in cols.items()}

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from scipy.optimize import brentq
 
+from ..config import default_section
 from ..errors import InputError
 from ..stats import bin_index
 
@@ -173,7 +174,9 @@ def train_sally(x_train: np.ndarray, t_train: np.ndarray, x_val: np.ndarray, t_v
     xt, yt = features(x_train), torch.as_tensor(t_train / t_scale, dtype=torch.float32)
     xv, yv = features(x_val), torch.as_tensor(t_val / t_scale, dtype=torch.float32)
     model = mlp(x_train.shape[1], int(settings["hidden"]), int(settings["layers"]), 1)
-    opt = torch.optim.AdamW(model.parameters(), lr=float(settings["lr"]), weight_decay=float(settings.get("weight_decay", 0.0)))
+    # a caller leaving weight_decay out gets the default config's symbolic.evaluation.sally.weight_decay
+    decay = settings["weight_decay"] if "weight_decay" in settings else default_section("symbolic.evaluation.sally")["weight_decay"]
+    opt = torch.optim.AdamW(model.parameters(), lr=float(settings["lr"]), weight_decay=float(decay))
     meta = {"settings": dict(settings), "mean": mean.tolist(), "std": std.tolist(), "t_scale": t_scale}
     trainer = Trainer("symbolic SALLY", model, opt, settings, meta, checkpoint, match=("settings",), seed=seed, log=log)
 

@@ -46,6 +46,7 @@ import numpy as np
 import sympy
 from scipy.optimize import OptimizeWarning, curve_fit
 
+from ..config import default_section
 from ..errors import InputError
 
 log = logging.getLogger("lhcchain")
@@ -61,10 +62,15 @@ _SYMPY_FUNCTIONS = {"sin": sympy.sin, "cos": sympy.cos, "exp": sympy.exp, "log":
                     "tanh": sympy.tanh, "abs": sympy.Abs, "square": lambda x: x**2}
 
 
+def _engine(settings: Mapping[str, Any]) -> str:
+    """``settings['engine']``; where a caller leaves it out, the default config's ``symbolic.regression.engine``."""
+    return settings["engine"] if "engine" in settings else default_section("symbolic.regression")["engine"]
+
+
 def check_settings(settings: Mapping[str, Any]) -> None:
     """Raise :class:`InputError` for an unknown engine or operator, an engine that is not installed
     (PySR: also without Julia) or, with pyoperon, no constant fits."""
-    engine = settings.get("engine", "pyoperon")
+    engine = _engine(settings)
     if engine not in ENGINES:
         raise InputError(f"symbolic.regression.engine: unknown engine {engine!r}; available: {', '.join(ENGINES)}")
     unknown = [op for op in settings["operators"] if op not in OPERATORS]
@@ -194,7 +200,7 @@ def refit(expr: sympy.Expr, params: Sequence[sympy.Symbol], p0: Sequence[float],
 def run_engine(x: np.ndarray, y: np.ndarray, names: Sequence[str], settings: Mapping[str, Any], seed: int) -> list[str]:
     """Formulas of the engine's Pareto front (infix strings that sympy parses, full precision), simplest first."""
     check_settings(settings)
-    engine = settings.get("engine", "pyoperon")
+    engine = _engine(settings)
     run = {"pyoperon": _run_operon, "gplearn": _run_gplearn, "pysr": _run_pysr}[engine]
     formulas = run(x, y, names, settings, seed)
     log.info("symbolic: %s front of %d:\n%s", engine, len(formulas), "\n".join(formulas))
@@ -268,7 +274,7 @@ def _run_gplearn(x: np.ndarray, y: np.ndarray, names: Sequence[str], settings: M
     generations = max(1, min(int(settings["generations"]), int(settings["max_evaluations"]) // population))
     regressor = SymbolicRegressor(
         population_size=population, generations=generations,
-        tournament_size=int(settings.get("tournament_size", 20)),
+        **({"tournament_size": int(settings["tournament_size"])} if "tournament_size" in settings else {}),  # else gplearn's (20)
         function_set=_gplearn_functions(settings["operators"]),
         metric=make_fitness(function=_scaled_loss, greater_is_better=False, wrap=False),
         parsimony_coefficient=float(settings["parsimony"]), n_jobs=1, random_state=int(seed),

@@ -221,11 +221,12 @@ def evaluate(score_path: str, front_path: str, settings: Mapping[str, Any], outp
     x_test = _matrix(test, names, score_path)
 
     observables: dict[str, np.ndarray] = {"score (exact)": t}
-    formula_keys = []
+    formula_keys, formula_values = [], []
     for e in front_doc["front"]:
         key = f"formula {e['complexity']}"
         observables[key] = formula_function(e["formula"], names)(x_test)
         formula_keys.append(key)
+        formula_values.append(observables[key])
     for name, fn in REFERENCES.items():
         observables[name] = fn(test)
     sally_names = list(settings["sally"]["observables"])
@@ -272,7 +273,7 @@ def evaluate(score_path: str, front_path: str, settings: Mapping[str, Any], outp
     curves = {"exact likelihood (unbinned)": unbinned_q(t, r, expected)}
     curves |= {name: binned_q(o, t, r, expected, bins) for name, o in observables.items()
                if name in ("score (exact)", formula_keys[chosen], "SALLY", *REFERENCES)}
-    pred = formula_function(entry["formula"], names)(x_test)
+    pred = formula_values[chosen]  # the chosen formula on x_test, evaluated above
     with staged_outputs(outputs["metrics"], outputs["residuals"], outputs["likelihood"]) as (p_m, p_r, p_l):
         write_json(p_m, metrics)
         figures.residuals(t, pred, test["delta_phi"], entry["formula"], p_r)
