@@ -93,6 +93,17 @@ def check_features(pair: str, features: Sequence[str], level: str, schemas: Mapp
                          f"features every file has: {common or 'none (no overlap)'}")
 
 
+def check_inputs(label: str, paths: Sequence[str | os.PathLike[str]], level: str, features: Sequence[str]) -> None:
+    """Read the schema of every file in ``paths`` (InputError if unreadable) and :func:`check_features` them."""
+    schemas: dict[str, Sequence[str]] = {}
+    for p in paths:
+        try:
+            schemas[str(p)] = pq.read_schema(p).names
+        except (OSError, pa.ArrowInvalid) as exc:
+            raise InputError(f"{p}: not a readable parquet file: {exc}") from exc
+    check_features(label, features, level, schemas)
+
+
 def load_sample(name: str, paths: Sequence[str | os.PathLike[str]], level: str, features: Sequence[str],
                 n_jets: Sequence[int] | None = None) -> Sample:
     """The events of sample ``name`` passing ``level`` (and with ``n_jets`` jets, if given) in ``paths`` (module doc)."""
@@ -137,13 +148,7 @@ def load_pair(pair: str, source: Sequence[str | os.PathLike[str]], target: Seque
               s: Mapping[str, Any]) -> tuple[Sample, Sample]:
     """Source and target samples of ``pair`` with the checks of the module doc."""
     level, features = s["level"], list(s["features"])
-    schemas = {}
-    for p in [*source, *target]:
-        try:
-            schemas[str(p)] = pq.read_schema(p).names
-        except (OSError, pa.ArrowInvalid) as exc:
-            raise InputError(f"{p}: not a readable parquet file: {exc}") from exc
-    check_features(pair, features, level, schemas)
+    check_inputs(pair, [*source, *target], level, features)
     n_jets = s.get("n_jets")
     return load_sample(s["source"], source, level, features, n_jets), load_sample(s["target"], target, level, features, n_jets)
 

@@ -38,8 +38,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 import torch
 
 from .. import plotting
@@ -47,7 +45,7 @@ from ..device import select_device
 from ..errors import InputError
 from ..io import derive_seed, require_outputs, staged_outputs, write_json
 from .classifier import CrossFit, cross_fit, resolve_classifier
-from .run import check_features, load_sample
+from .run import check_inputs, load_sample
 
 log = logging.getLogger("lhcchain.reweight")
 
@@ -196,13 +194,7 @@ def tune(reference: Sequence[str | os.PathLike[str]], normalisation: Sequence[st
     s = dict(settings)
     level, features = s["level"], list(s["features"])
     dev = select_device(device, threads)
-    files = {**{str(p): [] for p in [*reference, *normalisation, *data]}, **{str(p): [] for ps in scan.values() for p in ps}}
-    for p in files:
-        try:
-            files[p] = pq.read_schema(p).names
-        except (OSError, pa.ArrowInvalid) as exc:
-            raise InputError(f"{p}: not a readable parquet file: {exc}") from exc
-    check_features("tune", features, level, files)
+    check_inputs("tune", [*reference, *normalisation, *data, *(p for ps in scan.values() for p in ps)], level, features)
     ref = load_sample(s["reference"], reference, level, features)
     norm = load_sample(s["reference"], normalisation, level, features)
     dat = load_sample(s["data"], data, level, features)
