@@ -104,6 +104,27 @@ def check_inputs(label: str, paths: Sequence[str | os.PathLike[str]], level: str
     check_features(label, features, level, schemas)
 
 
+def _passing(table: pa.Table, level: str, n_jets: Sequence[int] | None) -> np.ndarray:
+    """Mask of the rows of ``table`` passing ``level`` (and with ``n_jets`` jets, if given)."""
+    ok = table.column(f"{level}_pass").to_numpy(zero_copy_only=False).astype(bool)
+    if n_jets is not None:
+        ok &= np.isin(table.column(f"{level}_n_jets").to_numpy(zero_copy_only=False), list(n_jets))
+    return ok
+
+
+def _read_weights(path: str | os.PathLike[str], keys: Mapping[str, np.ndarray], what: str, unit: str = "rows") -> pa.Table:
+    """The weights table at ``path``; InputError if unreadable or if its ``keys`` columns do not equal ``keys``
+    (``what``: the events they should match, ``unit``: what the message calls its rows)."""
+    try:
+        wt = pq.read_table(path)
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise InputError(f"{path}: not a readable parquet file: {exc}") from exc
+    n = len(next(iter(keys.values())))
+    if wt.num_rows != n or any(not np.array_equal(wt.column(k).to_numpy(zero_copy_only=False), v) for k, v in keys.items()):
+        raise InputError(f"{path}: rows do not match {what} ({wt.num_rows} {unit}, {n} events); rerun the train step")
+    return wt
+
+
 def load_sample(name: str, paths: Sequence[str | os.PathLike[str]], level: str, features: Sequence[str],
                 n_jets: Sequence[int] | None = None) -> Sample:
     """The events of sample ``name`` passing ``level`` (and with ``n_jets`` jets, if given) in ``paths`` (module doc)."""
@@ -112,9 +133,7 @@ def load_sample(name: str, paths: Sequence[str | os.PathLike[str]], level: str, 
     cols = list(dict.fromkeys(cols))
     for path in paths:
         t = read_parquet_columns(path, cols, f"sample {name!r}: a prepared sample with level {level!r}")
-        ok = t.column(f"{level}_pass").to_numpy(zero_copy_only=False).astype(bool)
-        if n_jets is not None:
-            ok &= np.isin(t.column(f"{level}_n_jets").to_numpy(zero_copy_only=False), list(n_jets))
+        ok = _passing(t, level, n_jets)
         x = np.column_stack([t.column(f"{level}_{f}").to_numpy(zero_copy_only=False).astype(np.float64)[ok] for f in features]) \
             if ok.any() else np.zeros((0, len(features)))
         row = {k: t.column(k).to_numpy(zero_copy_only=False)[ok] for k in KEYS[1:]}
@@ -242,13 +261,7 @@ def evaluate(pair: str, source: Sequence[str | os.PathLike[str]], target: Sequen
     dev = select_device(device, threads)
     trained = read_json(train_summary)
     src, tgt = load_pair(pair, source, target, s)
-    try:
-        wt = pq.read_table(weights)
-    except (OSError, pa.ArrowInvalid) as exc:
-        raise InputError(f"{weights}: not a readable parquet file: {exc}") from exc
-    if wt.num_rows != len(src) or any(not np.array_equal(wt.column(k).to_numpy(zero_copy_only=False), src.keys[k]) for k in KEYS):
-        raise InputError(f"{weights}: rows do not match the source sample {src.name!r} ({wt.num_rows} rows, {len(src)} events); "
-                         "rerun the train step")
+    wt = _read_weights(weights, {k: src.keys[k] for k in KEYS}, f"the source sample {src.name!r}")
     w = wt.column("w").to_numpy().astype(np.float64)
     src_fold = wt.column("fold").to_numpy()
     try:
@@ -332,10 +345,6 @@ def refine(pair: str, source: Sequence[str | os.PathLike[str]], weights: str | o
     (moving the generated events onto the target); writes :data:`REFINE_OUTPUTS`, returns the event count."""
     require_outputs(outputs, REFINE_OUTPUTS, "reweight refine")
     level, n_jets = settings["level"], settings.get("n_jets")
-    try:
-        wt = pq.read_table(weights)
-    except (OSError, pa.ArrowInvalid) as exc:
-        raise InputError(f"{weights}: not a readable parquet file: {exc}") from exc
     parts = []
     for path in source:
         try:
@@ -345,15 +354,10 @@ def refine(pair: str, source: Sequence[str | os.PathLike[str]], weights: str | o
         for col in (f"{level}_pass", f"{level}_n_jets"):
             if col not in t.column_names:
                 raise InputError(f"{path}: no column {col!r}")
-        ok = t.column(f"{level}_pass").to_numpy(zero_copy_only=False).astype(bool)
-        if n_jets is not None:
-            ok &= np.isin(t.column(f"{level}_n_jets").to_numpy(zero_copy_only=False), list(n_jets))
-        parts.append(t.filter(pa.array(ok)))
+        parts.append(t.filter(pa.array(_passing(t, level, n_jets))))
     events = pa.concat_tables(parts)
-    if events.num_rows != wt.num_rows or any(not np.array_equal(events.column(k).to_numpy(zero_copy_only=False),
-                                                                wt.column(k).to_numpy(zero_copy_only=False)) for k in KEYS[1:]):
-        raise InputError(f"{weights}: rows do not match the events of {[str(p) for p in source]} ({wt.num_rows} weights, "
-                         f"{events.num_rows} events); rerun the train step")
+    wt = _read_weights(weights, {k: events.column(k).to_numpy(zero_copy_only=False) for k in KEYS[1:]},
+                       f"the events of {[str(p) for p in source]}", "weights")
     w = wt.column("w").to_numpy().astype(np.float64)
     check_finite(w, pair, {k: wt.column(k).to_numpy(zero_copy_only=False) for k in KEYS})
     g = events.column("weight").to_numpy(zero_copy_only=False).astype(np.float64)
