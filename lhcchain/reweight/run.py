@@ -52,7 +52,7 @@ from ..generate.evaluate import read_json
 from ..io import derive_seed, read_parquet_columns, require_outputs, staged_outputs, write_json
 from ..prepare.selection import feature_unit
 from . import closure
-from .classifier import cross_fit, density_ratio, fold_auc, resolve_classifier, two_sample_auc
+from .classifier import cross_fit, density_ratio, fold_auc, resolve_classifier, train_events_per_s, two_sample_auc
 from .weights import check_finite, effective_sample_size, summarise
 
 log = logging.getLogger("lhcchain.reweight")
@@ -196,8 +196,6 @@ def train(pair: str, source: Sequence[str | os.PathLike[str]], target: Sequence[
     t0 = time.perf_counter()
     fit.predict_logit(src.x)
     infer = time.perf_counter() - t0
-    epochs = sum(f["epochs"] for f in fit.report["folds"])
-    n_fit = (len(y) * (1 - 1 / int(clf["folds"]))) * (1 - float(clf["val_fraction"]))
     weights = summarise(w, src.weight, tgt.weight, float(s["clip"]), src.keys)
     summary: dict[str, Any] = {
         "pair": pair, "source": src.name, "target": tgt.name, "level": s["level"], "features": list(s["features"]),
@@ -206,7 +204,7 @@ def train(pair: str, source: Sequence[str | os.PathLike[str]], target: Sequence[
         "auc_before": {"auc": auc, "auc_err_bootstrap": float(np.std(boots, ddof=1)) if len(boots) > 1 else None,
                        "note": "the weight classifier's own out-of-fold AUC, one fold assignment"},
         "weights": weights,
-        "train_events_per_s": n_fit * epochs / max(fit.report["train_seconds"], 1e-9),
+        "train_events_per_s": train_events_per_s(fit.report, len(y), clf),
         "inference_events_per_s": len(src) / max(infer, 1e-9),
         "device": str(dev), "threads": threads,
     }

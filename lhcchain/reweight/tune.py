@@ -44,7 +44,7 @@ from .. import plotting
 from ..device import select_device
 from ..errors import InputError
 from ..io import derive_seed, require_outputs, staged_outputs, write_json
-from .classifier import CrossFit, cross_fit, resolve_classifier
+from .classifier import CrossFit, cross_fit, resolve_classifier, train_events_per_s
 from .run import check_inputs, load_sample
 
 log = logging.getLogger("lhcchain.reweight")
@@ -171,9 +171,7 @@ def parametrised_fit(reference: tuple[np.ndarray, np.ndarray], normalisation: tu
     infer = time.perf_counter() - t0
     result = fit_parameter(logw_data, data[1], logw_norm, norm_g, unseen, grid, float(settings["window"]),
                            int(settings["bootstrap"]), np.random.default_rng(derive_seed(seed, "bootstrap")))
-    epochs = sum(f["epochs"] for f in fit.report["folds"])
-    n_fit = (len(x1) + len(x0)) * (1 - 1 / k) * (1 - float(clf["val_fraction"]))
-    rates = {"train_time_s": fit.report["train_seconds"], "train_events_per_s": n_fit * epochs / max(fit.report["train_seconds"], 1e-9),
+    rates = {"train_time_s": fit.report["train_seconds"], "train_events_per_s": train_events_per_s(fit.report, len(x1) + len(x0), clf),
              "inference_events_per_s": k * len(grid) * (len(data[0]) + len(norm_x)) / max(infer, 1e-9)}
     return fit, result, rates
 
