@@ -289,10 +289,10 @@ def evaluate(pair: str, source: Sequence[str | os.PathLike[str]], target: Sequen
                                features)
         after = fold_wise_auc(tgt, src, src.weight * w, tgt_fold, src_fold, sel, clf, derive_seed(seed, "after", m), dev, f"{pair} {m} jets after",
                               features)
+        ess = effective_sample_size(src.weight[sel[1]] * w[sel[1]])
         by_jets[m] = {"n_target": int(sel[0].sum()), "n_source": int(sel[1].sum()), "auc_before": before["auc"],
                       "auc_before_err": before["auc_err"], "closure_auc": after["auc"], "closure_auc_err": after["auc_err"],
-                      "ess": effective_sample_size(src.weight[sel[1]] * w[sel[1]]),
-                      "ess_fraction": effective_sample_size(src.weight[sel[1]] * w[sel[1]]) / effective_sample_size(src.weight[sel[1]])}
+                      "ess": ess, "ess_fraction": ess / effective_sample_size(src.weight[sel[1]])}
         log.info("reweight %s: %d jets: AUC %.4f +- %.4f before, %.4f +- %.4f after", pair, m, before["auc"], before["auc_err"],
                  after["auc"], after["auc_err"])
     metrics: dict[str, Any] = {
