@@ -34,7 +34,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from scipy.stats import norm
 
-from lhcchain.config import default_config, reweight_settings, tune_inputs, tune_settings
+from lhcchain.config import default_config, reweight_settings, tune_inputs, tune_scan_inputs, tune_settings
 from lhcchain.reweight.run import evaluate, output_paths, train
 from lhcchain.reweight.tune import output_paths as tune_paths
 from lhcchain.reweight.tune import parametrised_fit, tune
@@ -110,8 +110,8 @@ def main() -> None:
             fitted = {"fitted_value": r.value, "fitted_value_err": r.err, "pull": (r.value - TOY_TRUE) / r.err, **rates}
         else:
             files = {role: [data / Path(p).relative_to("results/data") for p in tune_inputs(cfg, role)]
-                     for role in ("reference", "normalisation", "scan", "data")}
-            scan = {k: [p for p in files["scan"] if p.parent.name == k] for k in ts["scan"]}
+                     for role in ("reference", "normalisation", "data")}
+            scan = {k: [data / Path(p).relative_to("results/data") for p in ps] for k, ps in tune_scan_inputs(cfg).items()}
             fitted = tune(files["reference"], files["normalisation"], scan, files["data"], tune_paths(out / "tune"), ts,
                           device=args.device, threads=args.threads, seed=5)
     print(json.dumps({

@@ -340,7 +340,14 @@ def tune_inputs(config: Mapping[str, Any], role: str) -> list[str]:
     if role == "normalisation":
         return [f"results/data/{tune['reference']}/{tune['normalisation_split']}.parquet"]
     if role == "scan":
-        return [f"results/data/{name}/{s}.parquet" for name in tune["scan"] for s in splits]
+        return [p for paths in tune_scan_inputs(config).values() for p in paths]
     if role == "data":
         return [f"results/data/{tune['data']}/{s}.parquet" for s in splits]
     raise ValueError(f"tune_inputs: role {role!r} is not one of {TUNE_ROLES}")
+
+
+def tune_scan_inputs(config: Mapping[str, Any]) -> dict[str, list[str]]:
+    """Prepared files of the tune fit's scan samples, by sample (``splits`` of each); :func:`tune_inputs`'s
+    ``scan`` role is their concatenation."""
+    tune = tune_settings(config)
+    return {name: [f"results/data/{name}/{s}.parquet" for s in tune["splits"]] for name in tune["scan"]}

@@ -70,7 +70,7 @@ rule reweight_evaluate:
 
 rule reweight_tune:
     input:
-        code=stage_sources("reweight", "generate"),
+        code=stage_sources("reweight"),
         reference=tune_inputs(config, "reference"),
         normalisation=tune_inputs(config, "normalisation"),
         scan=tune_inputs(config, "scan"),
@@ -100,7 +100,7 @@ rule reweight_tune:
 
 rule reweight_refine:
     input:
-        code=stage_sources("reweight", "generate"),
+        code=stage_sources("reweight"),
         source=lambda w: reweight_inputs(config, w.name, "source"),
         weights="results/reweight/{name}/weights.parquet",
     output:

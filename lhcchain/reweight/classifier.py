@@ -497,6 +497,14 @@ def density_ratio(logit: np.ndarray) -> np.ndarray:
         return np.exp(logit)
 
 
+def train_events_per_s(report: Mapping[str, Any], n_events: int, settings: Mapping[str, Any]) -> float:
+    """Training rate of a cross fit (``report``: :attr:`CrossFit.report`) on ``n_events`` events: the events each
+    fold trains on, ``n_events (1 - 1/k) (1 - val_fraction)``, times the epochs of all folds, over ``train_seconds``."""
+    epochs = sum(f["epochs"] for f in report["folds"])
+    n_fit = n_events * (1 - 1 / int(settings["folds"])) * (1 - float(settings["val_fraction"]))
+    return n_fit * epochs / max(report["train_seconds"], 1e-9)
+
+
 def fold_auc(fit: CrossFit, y: np.ndarray, w: np.ndarray, bootstrap: int, rng: np.random.Generator) -> tuple[float, np.ndarray]:
     """AUC of the out-of-fold raw scores, per fold, averaged with the folds' pair weights; and its
     ``bootstrap`` Poisson replicas at fixed scores (module doc)."""

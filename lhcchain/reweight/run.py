@@ -52,7 +52,7 @@ from ..generate.evaluate import read_json
 from ..io import derive_seed, read_parquet_columns, require_outputs, staged_outputs, write_json
 from ..prepare.selection import feature_unit
 from . import closure
-from .classifier import cross_fit, density_ratio, fold_auc, resolve_classifier, two_sample_auc
+from .classifier import cross_fit, density_ratio, fold_auc, resolve_classifier, train_events_per_s, two_sample_auc
 from .weights import check_finite, effective_sample_size, summarise
 
 log = logging.getLogger("lhcchain.reweight")
@@ -93,6 +93,38 @@ def check_features(pair: str, features: Sequence[str], level: str, schemas: Mapp
                          f"features every file has: {common or 'none (no overlap)'}")
 
 
+def check_inputs(label: str, paths: Sequence[str | os.PathLike[str]], level: str, features: Sequence[str]) -> None:
+    """Read the schema of every file in ``paths`` (InputError if unreadable) and :func:`check_features` them."""
+    schemas: dict[str, Sequence[str]] = {}
+    for p in paths:
+        try:
+            schemas[str(p)] = pq.read_schema(p).names
+        except (OSError, pa.ArrowInvalid) as exc:
+            raise InputError(f"{p}: not a readable parquet file: {exc}") from exc
+    check_features(label, features, level, schemas)
+
+
+def _passing(table: pa.Table, level: str, n_jets: Sequence[int] | None) -> np.ndarray:
+    """Mask of the rows of ``table`` passing ``level`` (and with ``n_jets`` jets, if given)."""
+    ok = table.column(f"{level}_pass").to_numpy(zero_copy_only=False).astype(bool)
+    if n_jets is not None:
+        ok &= np.isin(table.column(f"{level}_n_jets").to_numpy(zero_copy_only=False), list(n_jets))
+    return ok
+
+
+def _read_weights(path: str | os.PathLike[str], keys: Mapping[str, np.ndarray], what: str, unit: str = "rows") -> pa.Table:
+    """The weights table at ``path``; InputError if unreadable or if its ``keys`` columns do not equal ``keys``
+    (``what``: the events they should match, ``unit``: what the message calls its rows)."""
+    try:
+        wt = pq.read_table(path)
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise InputError(f"{path}: not a readable parquet file: {exc}") from exc
+    n = len(next(iter(keys.values())))
+    if wt.num_rows != n or any(not np.array_equal(wt.column(k).to_numpy(zero_copy_only=False), v) for k, v in keys.items()):
+        raise InputError(f"{path}: rows do not match {what} ({wt.num_rows} {unit}, {n} events); rerun the train step")
+    return wt
+
+
 def load_sample(name: str, paths: Sequence[str | os.PathLike[str]], level: str, features: Sequence[str],
                 n_jets: Sequence[int] | None = None) -> Sample:
     """The events of sample ``name`` passing ``level`` (and with ``n_jets`` jets, if given) in ``paths`` (module doc)."""
@@ -101,9 +133,7 @@ def load_sample(name: str, paths: Sequence[str | os.PathLike[str]], level: str, 
     cols = list(dict.fromkeys(cols))
     for path in paths:
         t = read_parquet_columns(path, cols, f"sample {name!r}: a prepared sample with level {level!r}")
-        ok = t.column(f"{level}_pass").to_numpy(zero_copy_only=False).astype(bool)
-        if n_jets is not None:
-            ok &= np.isin(t.column(f"{level}_n_jets").to_numpy(zero_copy_only=False), list(n_jets))
+        ok = _passing(t, level, n_jets)
         x = np.column_stack([t.column(f"{level}_{f}").to_numpy(zero_copy_only=False).astype(np.float64)[ok] for f in features]) \
             if ok.any() else np.zeros((0, len(features)))
         row = {k: t.column(k).to_numpy(zero_copy_only=False)[ok] for k in KEYS[1:]}
@@ -137,13 +167,7 @@ def load_pair(pair: str, source: Sequence[str | os.PathLike[str]], target: Seque
               s: Mapping[str, Any]) -> tuple[Sample, Sample]:
     """Source and target samples of ``pair`` with the checks of the module doc."""
     level, features = s["level"], list(s["features"])
-    schemas = {}
-    for p in [*source, *target]:
-        try:
-            schemas[str(p)] = pq.read_schema(p).names
-        except (OSError, pa.ArrowInvalid) as exc:
-            raise InputError(f"{p}: not a readable parquet file: {exc}") from exc
-    check_features(pair, features, level, schemas)
+    check_inputs(pair, [*source, *target], level, features)
     n_jets = s.get("n_jets")
     return load_sample(s["source"], source, level, features, n_jets), load_sample(s["target"], target, level, features, n_jets)
 
@@ -172,8 +196,6 @@ def train(pair: str, source: Sequence[str | os.PathLike[str]], target: Sequence[
     t0 = time.perf_counter()
     fit.predict_logit(src.x)
     infer = time.perf_counter() - t0
-    epochs = sum(f["epochs"] for f in fit.report["folds"])
-    n_fit = (len(y) * (1 - 1 / int(clf["folds"]))) * (1 - float(clf["val_fraction"]))
     weights = summarise(w, src.weight, tgt.weight, float(s["clip"]), src.keys)
     summary: dict[str, Any] = {
         "pair": pair, "source": src.name, "target": tgt.name, "level": s["level"], "features": list(s["features"]),
@@ -182,7 +204,7 @@ def train(pair: str, source: Sequence[str | os.PathLike[str]], target: Sequence[
         "auc_before": {"auc": auc, "auc_err_bootstrap": float(np.std(boots, ddof=1)) if len(boots) > 1 else None,
                        "note": "the weight classifier's own out-of-fold AUC, one fold assignment"},
         "weights": weights,
-        "train_events_per_s": n_fit * epochs / max(fit.report["train_seconds"], 1e-9),
+        "train_events_per_s": train_events_per_s(fit.report, len(y), clf),
         "inference_events_per_s": len(src) / max(infer, 1e-9),
         "device": str(dev), "threads": threads,
     }
@@ -237,13 +259,7 @@ def evaluate(pair: str, source: Sequence[str | os.PathLike[str]], target: Sequen
     dev = select_device(device, threads)
     trained = read_json(train_summary)
     src, tgt = load_pair(pair, source, target, s)
-    try:
-        wt = pq.read_table(weights)
-    except (OSError, pa.ArrowInvalid) as exc:
-        raise InputError(f"{weights}: not a readable parquet file: {exc}") from exc
-    if wt.num_rows != len(src) or any(not np.array_equal(wt.column(k).to_numpy(zero_copy_only=False), src.keys[k]) for k in KEYS):
-        raise InputError(f"{weights}: rows do not match the source sample {src.name!r} ({wt.num_rows} rows, {len(src)} events); "
-                         "rerun the train step")
+    wt = _read_weights(weights, {k: src.keys[k] for k in KEYS}, f"the source sample {src.name!r}")
     w = wt.column("w").to_numpy().astype(np.float64)
     src_fold = wt.column("fold").to_numpy()
     try:
@@ -273,10 +289,10 @@ def evaluate(pair: str, source: Sequence[str | os.PathLike[str]], target: Sequen
                                features)
         after = fold_wise_auc(tgt, src, src.weight * w, tgt_fold, src_fold, sel, clf, derive_seed(seed, "after", m), dev, f"{pair} {m} jets after",
                               features)
+        ess = effective_sample_size(src.weight[sel[1]] * w[sel[1]])
         by_jets[m] = {"n_target": int(sel[0].sum()), "n_source": int(sel[1].sum()), "auc_before": before["auc"],
                       "auc_before_err": before["auc_err"], "closure_auc": after["auc"], "closure_auc_err": after["auc_err"],
-                      "ess": effective_sample_size(src.weight[sel[1]] * w[sel[1]]),
-                      "ess_fraction": effective_sample_size(src.weight[sel[1]] * w[sel[1]]) / effective_sample_size(src.weight[sel[1]])}
+                      "ess": ess, "ess_fraction": ess / effective_sample_size(src.weight[sel[1]])}
         log.info("reweight %s: %d jets: AUC %.4f +- %.4f before, %.4f +- %.4f after", pair, m, before["auc"], before["auc_err"],
                  after["auc"], after["auc_err"])
     metrics: dict[str, Any] = {
@@ -327,10 +343,6 @@ def refine(pair: str, source: Sequence[str | os.PathLike[str]], weights: str | o
     (moving the generated events onto the target); writes :data:`REFINE_OUTPUTS`, returns the event count."""
     require_outputs(outputs, REFINE_OUTPUTS, "reweight refine")
     level, n_jets = settings["level"], settings.get("n_jets")
-    try:
-        wt = pq.read_table(weights)
-    except (OSError, pa.ArrowInvalid) as exc:
-        raise InputError(f"{weights}: not a readable parquet file: {exc}") from exc
     parts = []
     for path in source:
         try:
@@ -340,15 +352,10 @@ def refine(pair: str, source: Sequence[str | os.PathLike[str]], weights: str | o
         for col in (f"{level}_pass", f"{level}_n_jets"):
             if col not in t.column_names:
                 raise InputError(f"{path}: no column {col!r}")
-        ok = t.column(f"{level}_pass").to_numpy(zero_copy_only=False).astype(bool)
-        if n_jets is not None:
-            ok &= np.isin(t.column(f"{level}_n_jets").to_numpy(zero_copy_only=False), list(n_jets))
-        parts.append(t.filter(pa.array(ok)))
+        parts.append(t.filter(pa.array(_passing(t, level, n_jets))))
     events = pa.concat_tables(parts)
-    if events.num_rows != wt.num_rows or any(not np.array_equal(events.column(k).to_numpy(zero_copy_only=False),
-                                                                wt.column(k).to_numpy(zero_copy_only=False)) for k in KEYS[1:]):
-        raise InputError(f"{weights}: rows do not match the events of {[str(p) for p in source]} ({wt.num_rows} weights, "
-                         f"{events.num_rows} events); rerun the train step")
+    wt = _read_weights(weights, {k: events.column(k).to_numpy(zero_copy_only=False) for k in KEYS[1:]},
+                       f"the events of {[str(p) for p in source]}", "weights")
     w = wt.column("w").to_numpy().astype(np.float64)
     check_finite(w, pair, {k: wt.column(k).to_numpy(zero_copy_only=False) for k in KEYS})
     g = events.column("weight").to_numpy(zero_copy_only=False).astype(np.float64)

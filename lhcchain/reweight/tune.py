@@ -38,16 +38,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 import torch
 
 from .. import plotting
 from ..device import select_device
 from ..errors import InputError
 from ..io import derive_seed, require_outputs, staged_outputs, write_json
-from .classifier import CrossFit, cross_fit, resolve_classifier
-from .run import check_features, load_sample
+from .classifier import CrossFit, cross_fit, resolve_classifier, train_events_per_s
+from .run import check_inputs, load_sample
 
 log = logging.getLogger("lhcchain.reweight")
 
@@ -173,9 +171,7 @@ def parametrised_fit(reference: tuple[np.ndarray, np.ndarray], normalisation: tu
     infer = time.perf_counter() - t0
     result = fit_parameter(logw_data, data[1], logw_norm, norm_g, unseen, grid, float(settings["window"]),
                            int(settings["bootstrap"]), np.random.default_rng(derive_seed(seed, "bootstrap")))
-    epochs = sum(f["epochs"] for f in fit.report["folds"])
-    n_fit = (len(x1) + len(x0)) * (1 - 1 / k) * (1 - float(clf["val_fraction"]))
-    rates = {"train_time_s": fit.report["train_seconds"], "train_events_per_s": n_fit * epochs / max(fit.report["train_seconds"], 1e-9),
+    rates = {"train_time_s": fit.report["train_seconds"], "train_events_per_s": train_events_per_s(fit.report, len(x1) + len(x0), clf),
              "inference_events_per_s": k * len(grid) * (len(data[0]) + len(norm_x)) / max(infer, 1e-9)}
     return fit, result, rates
 
@@ -196,13 +192,7 @@ def tune(reference: Sequence[str | os.PathLike[str]], normalisation: Sequence[st
     s = dict(settings)
     level, features = s["level"], list(s["features"])
     dev = select_device(device, threads)
-    files = {**{str(p): [] for p in [*reference, *normalisation, *data]}, **{str(p): [] for ps in scan.values() for p in ps}}
-    for p in files:
-        try:
-            files[p] = pq.read_schema(p).names
-        except (OSError, pa.ArrowInvalid) as exc:
-            raise InputError(f"{p}: not a readable parquet file: {exc}") from exc
-    check_features("tune", features, level, files)
+    check_inputs("tune", [*reference, *normalisation, *data, *(p for ps in scan.values() for p in ps)], level, features)
     ref = load_sample(s["reference"], reference, level, features)
     norm = load_sample(s["reference"], normalisation, level, features)
     dat = load_sample(s["data"], data, level, features)
