@@ -46,8 +46,7 @@ from .. import config
 from ..device import select_device
 from ..errors import InputError
 from ..io import Progress
-from ..generate.models import CFM, SOLVERS, Generator, make_generator
-from ..nn import BayesLinear
+from ..generate.models import Generator, make_generator
 from ..stats import bin_index
 from ..training import Trainer
 from .geometry import Geometry, load_geometry
@@ -242,12 +241,12 @@ def train(part: str, data: str | os.PathLike[str], checkpoint: str | os.PathLike
     def validate() -> float:
         was = net.training
         net.eval()
-        set_bayes_mode(net, "mean")
+        net.set_bayes_mode("mean")
         state = torch.random.get_rng_state()
         torch.manual_seed(VAL_SEED)
         val = float(net.loss(xt[n_tr:], ones.expand(n_val, -1), ct[n_tr:]).mean())
         torch.random.set_rng_state(state)
-        set_bayes_mode(net, "local")
+        net.set_bayes_mode("local")
         net.train(was)
         return val
 
@@ -262,20 +261,11 @@ def train(part: str, data: str | os.PathLike[str], checkpoint: str | os.PathLike
             "resumed": trainer.resumed, "settings": s}
 
 
-def set_bayes_mode(net: torch.nn.Module, mode: str) -> None:
-    """``local``, ``mean`` or ``fixed`` for every Bayesian layer of ``net`` (no effect otherwise)."""
-    for m in net.modules():
-        if isinstance(m, BayesLinear):
-            m.mode = mode
-
-
 class Surrogate:
     """The two trained networks and their transforms; :meth:`sample` generates showers (module doc)."""
 
     def __init__(self, energy: str | os.PathLike[str], shower: str | os.PathLike[str], device: torch.device,
                  solver: str = "midpoint", steps: int = 8) -> None:
-        if solver not in SOLVERS or int(steps) < 1:
-            raise InputError(f"showers.sampling: solver must be one of {SOLVERS} and steps >= 1, got {solver!r}, {steps}")
         self.device = device
         self.nets, self.meta = {}, {}
         for part, path in (("energy", energy), ("shower", shower)):
@@ -288,9 +278,8 @@ class Surrogate:
             net = network(ckpt["settings"], ckpt["dim"], ckpt["n_cond"]).to(device)
             net.load_state_dict(ckpt["model"])
             net.eval()
-            set_bayes_mode(net, "mean")
-            if isinstance(net, CFM):
-                net.solver, net.steps = solver, int(steps)
+            net.set_bayes_mode("mean")
+            net.set_solver(solver, steps)
             self.nets[part], self.meta[part] = net, ckpt
         if self.meta["energy"]["binning"] != self.meta["shower"]["binning"]:
             raise InputError(f"{energy}, {shower}: trained on different binnings")

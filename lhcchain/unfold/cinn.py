@@ -43,7 +43,7 @@ import torch
 
 from ..config import resolve_settings
 from ..errors import InputError
-from ..generate.models import SOLVERS, CFM, Generator, make_generator
+from ..generate.models import SOLVERS, Generator, make_generator
 from ..io import derive_seed
 from ..reweight.classifier import cross_fit, density_ratio, fold_auc
 from ..training import Trainer
@@ -78,8 +78,7 @@ class ConditionalUnfolder:
         self.integer = integer_columns(particle)
         dim = particle.shape[1]
         self.net: Generator = make_generator(self.s, dim, dim).to(device)
-        if isinstance(self.net, CFM):
-            self.net.solver, self.net.steps = self.s["solver"], int(self.s["steps"])
+        self.net.set_solver(self.s["solver"], int(self.s["steps"]))
         self.epochs_trained = 0
 
     def state(self) -> dict[str, Any]:
