@@ -48,7 +48,7 @@ from ..errors import InputError
 from ..io import Progress
 from ..generate.models import Generator, make_generator
 from ..stats import bin_index
-from ..training import Trainer
+from ..training import Trainer, seeded
 from .geometry import Geometry, load_geometry
 from .io import Showers, read_showers, write_showers
 
@@ -242,10 +242,8 @@ def train(part: str, data: str | os.PathLike[str], checkpoint: str | os.PathLike
         was = net.training
         net.eval()
         net.set_bayes_mode("mean")
-        state = torch.random.get_rng_state()
-        torch.manual_seed(VAL_SEED)
-        val = float(net.loss(xt[n_tr:], ones.expand(n_val, -1), ct[n_tr:]).mean())
-        torch.random.set_rng_state(state)
+        with seeded(VAL_SEED, dev):
+            val = float(net.loss(xt[n_tr:], ones.expand(n_val, -1), ct[n_tr:]).mean())
         net.set_bayes_mode("local")
         net.train(was)
         return val

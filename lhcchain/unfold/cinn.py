@@ -46,7 +46,7 @@ from ..errors import InputError
 from ..generate.models import SOLVERS, Generator, make_generator
 from ..io import derive_seed
 from ..reweight.classifier import cross_fit, density_ratio, fold_auc
-from ..training import Trainer
+from ..training import Trainer, seeded
 from .classify import PassProbability
 from .data import Events, integer_columns
 
@@ -129,11 +129,9 @@ class ConditionalUnfolder:
         @torch.no_grad()
         def validate() -> float:
             self.net.eval()
-            state = torch.get_rng_state()
-            torch.manual_seed(seed)  # the same noise and times every epoch: comparable validation losses
             vi = val.to(self.device)
-            out = float((self.net.loss(x[vi], ones[vi], c[vi]) * wt[vi]).sum() / wt[vi].sum())
-            torch.set_rng_state(state)
+            with seeded(seed, self.device):  # the same noise and times every epoch: comparable validation losses
+                out = float((self.net.loss(x[vi], ones[vi], c[vi]) * wt[vi]).sum() / wt[vi].sum())
             self.net.train()
             return out
 
