@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 import yaml
 
-from lhcchain.showers import data_files
+from lhcchain.showers import data_files, reference_settings
 from lhcchain.showers.evaluate import evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,7 +53,7 @@ def main() -> None:
                    for k in ("metrics", "energy_plot", "shape_plot", "sparsity_plot", "published_plot")}
         m = evaluate(needed[3], needed[2], outputs, settings, binning=sh["binning"], threshold_mev=sh["threshold_mev"],
                      energy_model=needed[0], shower_model=needed[1], sampling=sh["sampling"],
-                     reference_settings={**sh["reference"], "threshold_mev": sh["threshold_mev"]}, device="cpu",
+                     reference_settings=reference_settings(cfg), device="cpu",
                      threads=args.threads, seed=1)
     print(json.dumps({
         "n_showers": m["n_reference"], "threads": args.threads,

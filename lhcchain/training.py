@@ -14,16 +14,21 @@ loop state (epoch, elapsed time, patience counter, history and the caller's extr
 torch RNG state, next to the caller's metadata. A run that finds one whose metadata agrees on the
 ``match`` keys resumes from it; otherwise it is ignored. :meth:`Trainer.finish` writes the best model
 with the metadata to ``checkpoint`` and deletes the ``.last`` file.
+
+Validation noise: :func:`seeded` runs a block (a validation loss with random times or noise) on torch's
+generators seeded with a fixed seed and then restores their states, so each epoch's validation loss sees
+the same noise and the training's random stream is untouched.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import math
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +45,19 @@ def lr_schedule(settings: Mapping[str, Any], progress: float) -> float:
         return peak * max(progress / warm, 0.01)
     frac = (progress - warm) / max(1.0 - warm, 1e-12)
     return floor + 0.5 * (peak - floor) * (1.0 + math.cos(math.pi * frac))
+
+
+@contextlib.contextmanager
+def seeded(seed: int, device: torch.device | str = "cpu") -> Iterator[None]:
+    """Run the block on torch's global generators seeded with ``seed`` and restore every state it changed on
+    exit (:func:`torch.random.fork_rng`): the CPU generator's and, for a CUDA ``device``, those of the GPUs.
+    Without the GPUs' restore, seeding inside a training loop would replay the same GPU noise every epoch."""
+    gpus = list(range(torch.cuda.device_count())) if torch.device(device).type == "cuda" else []
+    with torch.random.fork_rng(devices=gpus):
+        torch.random.default_generator.manual_seed(int(seed))
+        if gpus:
+            torch.cuda.manual_seed_all(int(seed))
+        yield
 
 
 def save_atomic(obj: dict, path: Path) -> None:

@@ -4,7 +4,7 @@
 # results/showers/{reference/{train,test}.h5 + .json, energy/{model.pt,train.json}, shower/{model.pt,train.json},
 #                  generated.h5, sample.json, metrics.json, energy.png, shape.png, sparsity.png, published.png,
 #                  fastsim/{metrics.json, mee.png, response.png}}
-from lhcchain.showers import data_files, sources as shower_sources  # noqa: E402
+from lhcchain.showers import data_files, reference_settings, sources as shower_sources  # noqa: E402
 
 SHOWER_CODE = shower_sources()
 
@@ -20,7 +20,7 @@ rule shower_reference:
     params:
         n=lambda w: config["showers"]["reference"][f"n_{w.split}"],
         binning=config["showers"]["binning"],
-        settings={**config["showers"]["reference"], "threshold_mev": config["showers"]["threshold_mev"]},
+        settings=reference_settings(config),
         seed=config["seed"],
     log:
         "logs/showers/reference_{split}.log",
@@ -114,7 +114,7 @@ rule evaluate_showers:
         binning=config["showers"]["binning"],
         threshold_mev=config["showers"]["threshold_mev"],
         sampling=config["showers"]["sampling"],
-        reference=config["showers"]["reference"],
+        reference=reference_settings(config),
         device=config["device"],
         seed=config["seed"],
     log:
@@ -147,8 +147,7 @@ rule showers_fastsim:
     params:
         settings=config["showers"]["fastsim"],
         binning=config["showers"]["binning"],
-        threshold_mev=config["showers"]["threshold_mev"],
-        reference=config["showers"]["reference"],
+        reference=reference_settings(config),
         sampling=config["showers"]["sampling"],
         device=config["device"],
         seed=config["seed"],

@@ -4,7 +4,8 @@ Every network (a :class:`Generator`) works on ``x`` (B, D) with absent dimension
 ``mask`` (B, D) of present dimensions (a prefix: leptons, then the jets of the event) and a condition
 ``cond`` (B, C) (the one-hot jet multiplicity, or C = 0). It provides ``loss`` (per event, to be
 averaged), ``sample`` and ``log_prob`` (per event, in the standardised space, summed over present
-dimensions), and ``kl`` (0 unless Bayesian).
+dimensions), ``kl`` (0 unless Bayesian), ``set_solver`` (the CFM's ODE solver and steps) and
+``set_bayes_mode`` (how Bayesian layers draw their weights).
 
 Families (``family`` in the settings):
 
@@ -91,6 +92,20 @@ class Generator(nn.Module):
     def kl(self) -> Tensor:
         return sum((m.kl() for m in self.modules() if isinstance(m, BayesLinear)), torch.zeros(()))
 
+    def set_solver(self, solver: str, steps: int) -> None:
+        """ODE solver and step count of sampling and ``log_prob``, checked here; :class:`CFM` keeps them, the
+        other families have no ODE."""
+        if solver not in SOLVERS:
+            raise InputError(f"solver must be one of {', '.join(SOLVERS)}, got {solver!r}")
+        if int(steps) < 1:
+            raise InputError(f"solver steps must be >= 1, got {steps}")
+
+    def set_bayes_mode(self, mode: str) -> None:
+        """``local`` (training), ``mean`` or ``fixed`` for every :class:`BayesLinear` (no effect otherwise)."""
+        for m in self.modules():
+            if isinstance(m, BayesLinear):
+                m.mode = mode
+
 
 class ParticleTransformer(nn.Module):
     """Velocity network over particles: tokens (l1, l2, j1, ...) of 4 feature slots each (module doc)."""
@@ -135,6 +150,10 @@ class CFM(Generator):
         else:
             self.net = ParticleTransformer(dim, n_cond, int(hidden), int(layers), int(heads))
         self.solver, self.steps = "rk4", 20
+
+    def set_solver(self, solver: str, steps: int) -> None:
+        super().set_solver(solver, steps)
+        self.solver, self.steps = solver, int(steps)
 
     def velocity(self, x: Tensor, t: Tensor, mask: Tensor, cond: Tensor) -> Tensor:
         tf = time_features(t.expand(x.shape[0], 1))
@@ -337,20 +356,14 @@ class EventModel(nn.Module):
         return sum((net.kl() for net in self.nets), torch.zeros(()))
 
     def set_solver(self, solver: str, steps: int) -> None:
-        """ODE solver and step count of CFM networks (sampling and ``log_prob``)."""
-        if solver not in SOLVERS:
-            raise InputError(f"generate: solver must be one of {', '.join(SOLVERS)}, got {solver!r}")
-        if int(steps) < 1:
-            raise InputError(f"generate: steps must be >= 1, got {steps}")
+        """:meth:`Generator.set_solver` of every network."""
         for net in self.nets:
-            if isinstance(net, CFM):
-                net.solver, net.steps = solver, int(steps)
+            net.set_solver(solver, steps)
 
     def set_bayes_mode(self, mode: str) -> None:
-        """``local`` (training), ``mean`` or ``fixed`` for every :class:`BayesLinear` (no effect otherwise)."""
-        for m in self.modules():
-            if isinstance(m, BayesLinear):
-                m.mode = mode
+        """:meth:`Generator.set_bayes_mode` of every network."""
+        for net in self.nets:
+            net.set_bayes_mode(mode)
 
     def resample_weights(self) -> None:
         """Draw a new weight set for ``fixed`` mode (one member of the Bayesian ensemble)."""

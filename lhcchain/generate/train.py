@@ -34,7 +34,7 @@ import torch
 from .. import config
 from ..device import select_device
 from ..errors import InputError
-from ..training import Trainer
+from ..training import Trainer, seeded
 from .data import Events, Transform, lepton_flavours, load_events
 from .models import FAMILIES, EventModel
 
@@ -76,13 +76,8 @@ def validation_loss(model: EventModel, x: torch.Tensor, k: torch.Tensor, w: torc
     was = model.training
     model.eval()
     model.set_bayes_mode("mean")
-    state = torch.random.get_rng_state()
-    cuda_state = torch.cuda.get_rng_state_all() if x.is_cuda else None
-    torch.manual_seed(VAL_SEED)
-    total = sum(float((model.loss(x[s:s + chunk], k[s:s + chunk]) * w[s:s + chunk]).sum()) for s in range(0, len(k), chunk))
-    torch.random.set_rng_state(state)
-    if cuda_state is not None:
-        torch.cuda.set_rng_state_all(cuda_state)
+    with seeded(VAL_SEED, x.device):
+        total = sum(float((model.loss(x[s:s + chunk], k[s:s + chunk]) * w[s:s + chunk]).sum()) for s in range(0, len(k), chunk))
     model.set_bayes_mode("local")
     model.train(was)
     return total / float(w.sum())

@@ -6,13 +6,12 @@
 * :mod:`.surrogate`: the CaloDREAM-style shower surrogate (energy and shower networks);
 * :mod:`.evaluate`: the challenge's high-level features, separation powers, FPD/KPD, classifier tests, timing.
 
-Rule helpers (no Snakemake import): :func:`data_files` and :func:`sources`.
+Rule helpers (no Snakemake import): :func:`data_files`, :func:`reference_settings` and :func:`sources`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from ..config import PACKAGE, stage_sources
@@ -30,6 +29,13 @@ def data_files(config: Mapping[str, Any]) -> dict[str, str]:
     if len(files) != 2:
         raise InputError(f"config: showers.data.files must list [train, test] CaloChallenge files, got {files}")
     return dict(zip(SPLITS, files))
+
+
+def reference_settings(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The reference simulation's settings: ``showers.reference`` with the stage's read-out ``threshold_mev``
+    (one threshold for the reference, the surrogate and the evaluation)."""
+    showers = config["showers"]
+    return {**showers["reference"], "threshold_mev": showers["threshold_mev"]}
 
 
 def sources() -> list[str]:

@@ -67,8 +67,8 @@ def high_level_features(showers: Showers, geometry: Geometry, threshold_mev: flo
     v = showers.voxels.astype(np.float64)
     x, y = geometry.xy()
     b = geometry.bounds
-    layer_e = np.stack([v[:, lo:hi].sum(1) for lo, hi in zip(b[:-1], b[1:])], 1)
-    sparsity = np.stack([1.0 - (v[:, lo:hi] > threshold_mev).mean(1) for lo, hi in zip(b[:-1], b[1:])], 1)
+    layer_e = geometry.layer_sums(v)
+    sparsity = 1.0 - geometry.layer_sums(v > threshold_mev) / np.diff(b)
     feats: dict[str, Any] = {"etot_einc": v.sum(1) / showers.energy, "layer_energy": layer_e, "sparsity": sparsity}
     for name, coord in (("x", x), ("y", y)):
         centres, widths = [], []

@@ -33,10 +33,10 @@ import torch
 from .. import plotting
 from ..device import select_device
 from ..errors import InputError
-from ..io import read_parquet_columns, staged_outputs, write_json
+from ..io import Progress, read_parquet_columns, staged_outputs, write_json
 from ..stats import Z_HALF_WIDTH, fit_peak
 from .geometry import load_geometry
-from .io import incident_energy_range
+from .io import in_chunks, read_incident_energies
 from .reference import medium, resolve_settings, simulate
 from .surrogate import Surrogate
 
@@ -118,24 +118,25 @@ def compare(events: Sequence[str | os.PathLike[str]], energy_model: str | os.Pat
     f_samp = medium(ref_settings).sampling_fraction
     e_true, m_true = electron_pairs(events)
     e_mev = 1e3 * e_true.reshape(-1)
-    lo_mev, hi_mev = incident_energy_range(training_file)
+    e_train = read_incident_energies(training_file)
+    lo_mev, hi_mev = float(e_train.min()), float(e_train.max())
     outside = (e_mev < lo_mev) | (e_mev > hi_mev)
     if outside.any():
         log.warning("fastsim: %d of %d electrons (%.1f %%) lie outside the surrogate's training energies %.0f-%.0f MeV: "
                     "extrapolated", outside.sum(), len(e_mev), 100 * outside.mean(), lo_mev, hi_mev)
     rng = np.random.default_rng(seed)
-    chunk = int(ref_settings["chunk"])
-    start = time.perf_counter()
-    vis = {"reference": np.concatenate([simulate(e_mev[i:i + chunk], geometry, ref_settings, rng).sum(1, dtype=np.float64)
-                                        for i in range(0, len(e_mev), chunk)])}
-    seconds = {"reference": time.perf_counter() - start}
     dev = select_device(device, threads)
     torch.manual_seed(int(seed))
     model = Surrogate(energy_model, shower_model, dev, sampling["solver"], int(sampling["steps"]))
-    bs = int(sampling["batch_size"])
-    start = time.perf_counter()
-    vis["surrogate"] = np.concatenate([model.sample(e_mev[i:i + bs]).sum(1, dtype=np.float64) for i in range(0, len(e_mev), bs)])
-    seconds["surrogate"] = time.perf_counter() - start
+    visible = {"reference": (lambda e: simulate(e, geometry, ref_settings, rng).sum(1, dtype=np.float64), int(ref_settings["chunk"])),
+               "surrogate": (lambda e: model.sample(e).sum(1, dtype=np.float64), int(sampling["batch_size"]))}
+    vis, seconds = {}, {}
+    for source, (energy_sum, size) in visible.items():
+        progress = Progress(f"fastsim {source} showers", len(e_mev), "electrons")
+        start = time.perf_counter()
+        vis[source] = in_chunks(energy_sum, e_mev, size, progress)
+        seconds[source] = time.perf_counter() - start
+        progress.done()
     lo, hi = float(settings["mll_min"]), float(settings["mll_max"])
     edges = np.linspace(lo, hi, int(settings["bins"]) + 1)
     e_edges = np.asarray(settings["energy_bins"], dtype=np.float64)

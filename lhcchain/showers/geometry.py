@@ -22,7 +22,7 @@ import numpy as np
 from ..data import package_file
 from ..errors import InputError
 
-DATASETS = {"1_photons": 368, "1_pions": 533, "2": 6480, "3": 40500}
+DATASETS = ("1_photons", "1_pions", "2", "3")  # binnings shipped in lhcchain/data/calochallenge
 
 
 @dataclass(frozen=True)
@@ -74,19 +74,14 @@ class Geometry:
         n_r = np.array([lay.n_r for lay in self.layers])[layer]
         return self.bounds[layer] + np.asarray(alpha_bin) * n_r + np.asarray(r_bin)
 
-    def unravel(self, index: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(layer position, angular bin, radial bin) of flat voxel indices."""
-        index = np.asarray(index)
-        if np.any(index < 0) or np.any(index >= self.n_voxels):
-            raise IndexError(f"voxel index outside [0, {self.n_voxels})")
-        layer = np.searchsorted(self.bounds, index, side="right") - 1
-        n_r = np.array([lay.n_r for lay in self.layers])[layer]
-        local = index - self.bounds[layer]
-        return layer, local // n_r, local % n_r
-
     def voxel_layer(self) -> np.ndarray:
         """Layer position of every voxel: (n_voxels,)."""
         return np.repeat(np.arange(len(self.layers)), [layer.n_voxels for layer in self.layers])
+
+    def layer_sums(self, voxels: np.ndarray) -> np.ndarray:
+        """Sum of each layer's voxels: (N, n_voxels) -> (N, n_layers), e.g. layer energies in MeV."""
+        b = self.bounds
+        return np.stack([voxels[:, lo:hi].sum(1) for lo, hi in zip(b[:-1], b[1:])], 1)
 
     def centres(self) -> tuple[np.ndarray, np.ndarray]:
         """Radial (mm) and angular (rad) centre of every voxel, in the flattening order: (n_voxels,) each."""

@@ -67,7 +67,7 @@ from ..config import default_section
 from ..errors import InputError
 from ..io import Progress
 from .geometry import Geometry, load_geometry
-from .io import Showers, write_showers
+from .io import Showers, in_chunks, write_showers
 
 ALPHA_MIN = 1.2  # profiles with alpha <= ALPHA_MIN (no clear maximum, depth ~ T / (alpha - 1)) are redrawn
 
@@ -266,14 +266,9 @@ def make_reference(path: str | os.PathLike[str], n_showers: int, binning: str, s
         raise InputError(f"showers.reference: number of showers must be >= 1, got {n_showers}")
     rng = np.random.default_rng(int(seed))
     energy = incident_energies(int(n_showers), s, rng)
-    chunk = int(s["chunk"])
     progress = Progress("reference showers", int(n_showers), "showers")
-    parts = []
-    for start in range(0, len(energy), chunk):
-        parts.append(simulate(energy[start:start + chunk], geometry, s, rng))
-        progress.update(len(parts[-1]))
+    showers = Showers(energy, in_chunks(lambda e: simulate(e, geometry, s, rng), energy, int(s["chunk"]), progress))
     progress.done()
-    showers = Showers(energy, np.concatenate(parts))
     write_showers(path, showers)
     med = medium(s)
     return {"n_showers": int(n_showers), "binning": geometry.name, "n_voxels": geometry.n_voxels,

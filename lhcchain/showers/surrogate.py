@@ -46,12 +46,11 @@ from .. import config
 from ..device import select_device
 from ..errors import InputError
 from ..io import Progress
-from ..generate.models import CFM, SOLVERS, Generator, make_generator
-from ..nn import BayesLinear
+from ..generate.models import Generator, make_generator
 from ..stats import bin_index
-from ..training import Trainer
+from ..training import Trainer, seeded
 from .geometry import Geometry, load_geometry
-from .io import Showers, read_showers, write_showers
+from .io import Showers, in_chunks, read_incident_energies, read_showers, write_showers
 
 log = logging.getLogger("lhcchain.showers")
 
@@ -92,11 +91,6 @@ def noisy(showers: Showers, threshold_mev: float, rng: np.random.Generator) -> n
     return np.where(below, rng.uniform(0.0, NOISE_FRACTION * max(threshold_mev, 1e-6), v.shape), v)
 
 
-def layer_energies(voxels: np.ndarray, geometry: Geometry) -> np.ndarray:
-    b = geometry.bounds
-    return np.stack([voxels[:, lo:hi].sum(1) for lo, hi in zip(b[:-1], b[1:])], 1)
-
-
 def energy_coordinates(e_layer: np.ndarray, e_inc: np.ndarray) -> np.ndarray:
     """``u_0 = ln(E_tot / E_inc)`` and the logits of ``u_i = E_i / sum_{j >= i} E_j`` (module doc)."""
     tail = np.cumsum(e_layer[:, ::-1], 1)[:, ::-1]
@@ -131,7 +125,7 @@ def conditions(part: str, e_inc: np.ndarray, e_layer: np.ndarray | None) -> np.n
 def part_arrays(part: str, showers: Showers, geometry: Geometry, threshold_mev: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Network coordinates (N, D) and conditions (N, C) of ``part`` for noisy training showers."""
     v = noisy(showers, threshold_mev, rng)
-    e_layer = layer_energies(v, geometry)
+    e_layer = geometry.layer_sums(v)
     x = energy_coordinates(e_layer, showers.energy) if part == "energy" else shower_coordinates(v, e_layer, geometry)
     return x, conditions(part, showers.energy, e_layer)
 
@@ -242,12 +236,10 @@ def train(part: str, data: str | os.PathLike[str], checkpoint: str | os.PathLike
     def validate() -> float:
         was = net.training
         net.eval()
-        set_bayes_mode(net, "mean")
-        state = torch.random.get_rng_state()
-        torch.manual_seed(VAL_SEED)
-        val = float(net.loss(xt[n_tr:], ones.expand(n_val, -1), ct[n_tr:]).mean())
-        torch.random.set_rng_state(state)
-        set_bayes_mode(net, "local")
+        net.set_bayes_mode("mean")
+        with seeded(VAL_SEED, dev):
+            val = float(net.loss(xt[n_tr:], ones.expand(n_val, -1), ct[n_tr:]).mean())
+        net.set_bayes_mode("local")
         net.train(was)
         return val
 
@@ -262,20 +254,11 @@ def train(part: str, data: str | os.PathLike[str], checkpoint: str | os.PathLike
             "resumed": trainer.resumed, "settings": s}
 
 
-def set_bayes_mode(net: torch.nn.Module, mode: str) -> None:
-    """``local``, ``mean`` or ``fixed`` for every Bayesian layer of ``net`` (no effect otherwise)."""
-    for m in net.modules():
-        if isinstance(m, BayesLinear):
-            m.mode = mode
-
-
 class Surrogate:
     """The two trained networks and their transforms; :meth:`sample` generates showers (module doc)."""
 
     def __init__(self, energy: str | os.PathLike[str], shower: str | os.PathLike[str], device: torch.device,
                  solver: str = "midpoint", steps: int = 8) -> None:
-        if solver not in SOLVERS or int(steps) < 1:
-            raise InputError(f"showers.sampling: solver must be one of {SOLVERS} and steps >= 1, got {solver!r}, {steps}")
         self.device = device
         self.nets, self.meta = {}, {}
         for part, path in (("energy", energy), ("shower", shower)):
@@ -288,9 +271,8 @@ class Surrogate:
             net = network(ckpt["settings"], ckpt["dim"], ckpt["n_cond"]).to(device)
             net.load_state_dict(ckpt["model"])
             net.eval()
-            set_bayes_mode(net, "mean")
-            if isinstance(net, CFM):
-                net.solver, net.steps = solver, int(steps)
+            net.set_bayes_mode("mean")
+            net.set_solver(solver, steps)
             self.nets[part], self.meta[part] = net, ckpt
         if self.meta["energy"]["binning"] != self.meta["shower"]["binning"]:
             raise InputError(f"{energy}, {shower}: trained on different binnings")
@@ -312,8 +294,7 @@ class Surrogate:
         e_layer = np.maximum(energies_from_coordinates(self._sample("energy", conditions("energy", e_inc, None), e_inc), e_inc), 0.0)
         x = expit(self._sample("shower", conditions("shower", e_inc, e_layer), e_inc))
         layer = self.geometry.voxel_layer()
-        sums = np.stack([x[:, lo:hi].sum(1) for lo, hi in zip(self.geometry.bounds[:-1], self.geometry.bounds[1:])], 1)
-        v = x / np.maximum(sums[:, layer], 1e-30) * e_layer[:, layer]
+        v = x / np.maximum(self.geometry.layer_sums(x)[:, layer], 1e-30) * e_layer[:, layer]
         v[v < self.threshold] = 0.0
         return v.astype(np.float32)
 
@@ -327,16 +308,13 @@ def sample(energy: str | os.PathLike[str], shower: str | os.PathLike[str], energ
     dev = select_device(device, threads)
     torch.manual_seed(int(seed))
     model = Surrogate(energy, shower, dev, settings["solver"], int(settings["steps"]))
-    e_inc = read_showers(energies_from, model.geometry).energy
+    e_inc = read_incident_energies(energies_from)
     bs = int(settings["batch_size"])
     progress = Progress("sample showers", len(e_inc), "showers")
-    parts = []
     start = time.perf_counter()
-    for lo in range(0, len(e_inc), bs):
-        parts.append(model.sample(e_inc[lo:lo + bs]))
-        progress.update(len(parts[-1]))
+    voxels = in_chunks(model.sample, e_inc, bs, progress)
     seconds = time.perf_counter() - start
     progress.done()
-    write_showers(output, Showers(e_inc, np.concatenate(parts)))
+    write_showers(output, Showers(e_inc, voxels))
     return {"n_showers": len(e_inc), "batch_size": bs, "solver": settings["solver"], "steps": int(settings["steps"]),
             "time_per_shower_ms": 1e3 * seconds / len(e_inc), "device": str(dev), "energies_from": str(energies_from)}

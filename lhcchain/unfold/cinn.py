@@ -43,10 +43,10 @@ import torch
 
 from ..config import resolve_settings
 from ..errors import InputError
-from ..generate.models import SOLVERS, CFM, Generator, make_generator
+from ..generate.models import SOLVERS, Generator, make_generator
 from ..io import derive_seed
 from ..reweight.classifier import cross_fit, density_ratio, fold_auc
-from ..training import Trainer
+from ..training import Trainer, seeded
 from .classify import PassProbability
 from .data import Events, integer_columns
 
@@ -78,8 +78,7 @@ class ConditionalUnfolder:
         self.integer = integer_columns(particle)
         dim = particle.shape[1]
         self.net: Generator = make_generator(self.s, dim, dim).to(device)
-        if isinstance(self.net, CFM):
-            self.net.solver, self.net.steps = self.s["solver"], int(self.s["steps"])
+        self.net.set_solver(self.s["solver"], int(self.s["steps"]))
         self.epochs_trained = 0
 
     def state(self) -> dict[str, Any]:
@@ -130,11 +129,9 @@ class ConditionalUnfolder:
         @torch.no_grad()
         def validate() -> float:
             self.net.eval()
-            state = torch.get_rng_state()
-            torch.manual_seed(seed)  # the same noise and times every epoch: comparable validation losses
             vi = val.to(self.device)
-            out = float((self.net.loss(x[vi], ones[vi], c[vi]) * wt[vi]).sum() / wt[vi].sum())
-            torch.set_rng_state(state)
+            with seeded(seed, self.device):  # the same noise and times every epoch: comparable validation losses
+                out = float((self.net.loss(x[vi], ones[vi], c[vi]) * wt[vi]).sum() / wt[vi].sum())
             self.net.train()
             return out
 

@@ -165,6 +165,27 @@ def test_bayesian_cfm_weight_draws():
         EventModel(resolve_settings({**TINY, "family": "cfm", "bayesian": True, "network": "transformer"}), [1])
 
 
+def test_solver_and_bayes_mode_of_one_network():
+    """A bare network (the showers surrogate's, the cINN's) takes the solver and the Bayesian mode itself: one
+    Euler step from t = 0 at the mean weights is x0 + v(x0, 0); a flow has no ODE but checks the solver too."""
+    torch.manual_seed(8)
+    net = CFM(3, 1, hidden=16, layers=2, bayesian=True)
+    net.set_solver("euler", 1)
+    net.set_bayes_mode("mean")
+    mask, cond = torch.ones(5, 3), torch.randn(5, 1)
+    with torch.no_grad():
+        torch.manual_seed(9)
+        s = net.sample(mask, cond)
+        torch.manual_seed(9)
+        x0 = torch.randn(5, 3)
+        torch.manual_seed(10)  # at the mean weights the velocity draws no random numbers
+        torch.testing.assert_close(s, x0 + net.velocity(x0, torch.zeros(1, 1), mask, cond))
+    with pytest.raises(InputError, match="solver steps"):
+        net.set_solver("rk4", 0)
+    with pytest.raises(InputError, match="solver must be one of"):
+        SplineFlow(3, 1, transforms=1, bins=4, hidden=8, layers=1).set_solver("dopri", 4)
+
+
 def test_settings_are_checked():
     with pytest.raises(InputError, match="unknown"):
         resolve_settings({"hiden": 3})

@@ -7,11 +7,12 @@ from typing import Any
 import pytest
 import yaml
 
+from lhcchain import showers
+
 from ..conftest import ROOT
 
 
 @pytest.fixture(scope="session")
 def reference_settings() -> dict[str, Any]:
     """``showers.reference`` of the default config with the stage's ``threshold_mev``."""
-    showers = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["showers"]
-    return {**showers["reference"], "threshold_mev": showers["threshold_mev"]}
+    return showers.reference_settings(yaml.safe_load((ROOT / "config" / "config.yaml").read_text()))

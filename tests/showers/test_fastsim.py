@@ -48,7 +48,7 @@ def test_electron_pairs(tmp_path) -> None:
 
 
 @pytest.fixture(scope="module")
-def z_events(tmp_path_factory) -> dict:
+def z_events(tmp_path_factory, reference_settings) -> dict:
     """2000 back-to-back Z -> ee decays at rest (each electron E = m/2 at eta 0), 10 % of them with one
     electron boosted to 100 GeV, and a tiny surrogate trained up to 64 GeV."""
     d = tmp_path_factory.mktemp("fastsim")
@@ -59,7 +59,7 @@ def z_events(tmp_path_factory) -> dict:
     pt = np.stack([m / 2, m / 2], 1)
     pt[: n // 10, 0] = 100.0
     write_events(d / "events.parquet", pt, np.zeros((n, 2)), np.tile([11, -11], (n, 1)), np.ones(n, bool), m)
-    ref = {**CFG["reference"], "threshold_mev": CFG["threshold_mev"], "e_max_mev": E_MAX_MEV}
+    ref = {**reference_settings, "e_max_mev": E_MAX_MEV}
     make_reference(d / "train.h5", 300, "1_photons", ref, seed=1)
     tiny = {"hidden": 16, "layers": 2, "epochs": 1, "batch_size": 64, "max_minutes": 1.0}
     with torch_threads(1):

@@ -1,4 +1,5 @@
-"""CaloChallenge binnings and HDF5 files: voxel counts, flattening order, round trips, bad input."""
+"""CaloChallenge binnings and HDF5 files: voxel counts, flattening order, layer sums, round trips, chunked
+generation, bad input."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import pytest
 
 from lhcchain.errors import InputError
 from lhcchain.showers.geometry import load_geometry
-from lhcchain.showers.io import Showers, read_showers, write_showers
+from lhcchain.io import Progress
+from lhcchain.showers.io import Showers, in_chunks, read_incident_energies, read_showers, write_showers
 
 
 @pytest.mark.parametrize("name, n_voxels, n_layers", [("1_photons", 368, 5), ("1_pions", 533, 7), ("2", 6480, 45), ("3", 40500, 45)])
@@ -34,15 +36,23 @@ def test_photon_layers_and_centres() -> None:
 
 
 @pytest.mark.parametrize("name", ["1_photons", "2"])
-def test_index_round_trip(name: str) -> None:
+def test_flattening_order(name: str) -> None:
+    """Voxels run layer by layer, then angular bin, then radial bin (the challenge's order)."""
     geo = load_geometry(name)
-    idx = np.arange(geo.n_voxels)
-    layer, alpha, r = geo.unravel(idx)
-    np.testing.assert_array_equal(geo.index(layer, alpha, r), idx)
-    n_r = np.array([lay.n_r for lay in geo.layers])
-    n_a = np.array([lay.n_alpha for lay in geo.layers])
-    assert np.all(r < n_r[layer]) and np.all(alpha < n_a[layer])
+    layer, alpha, r = (np.array(v) for v in zip(*[(li, a, rb) for li, lay in enumerate(geo.layers)
+                                                     for a in range(lay.n_alpha) for rb in range(lay.n_r)]))
+    np.testing.assert_array_equal(geo.index(layer, alpha, r), np.arange(geo.n_voxels))
     np.testing.assert_array_equal(geo.voxel_layer(), layer)
+
+
+def test_layer_sums() -> None:
+    """Dataset 1 photons: 8, 160 (16 x 10), 190 (19 x 10), 5 and 5 voxels in its layers 0, 1, 2, 3, 12."""
+    geo = load_geometry("1_photons")
+    np.testing.assert_array_equal(geo.layer_sums(np.ones((2, 368))), [[8, 160, 190, 5, 5]] * 2)
+    v = np.zeros((1, 368))
+    v[0, 8 + 160 + 19 * 3 + 4] = 7.0  # layer 2, angular bin 3, radial bin 4
+    v[0, -1] = 1.5
+    np.testing.assert_array_equal(geo.layer_sums(v), [[0, 0, 7.0, 0, 1.5]])
 
 
 def test_unknown_binning() -> None:
@@ -62,6 +72,36 @@ def test_hdf5_round_trip(tmp_path) -> None:
     np.testing.assert_allclose(back.energy, sh.energy)
     np.testing.assert_array_equal(back.voxels, sh.voxels)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".staging")]
+
+
+def test_incident_energies_without_the_showers(tmp_path) -> None:
+    path = tmp_path / "e.h5"
+    _write(path, incident_energies=np.array([[256.0], [1024.0], [512.0]]))  # no 'showers': they are not read
+    np.testing.assert_array_equal(read_incident_energies(path), [256.0, 1024.0, 512.0])
+    for data, message in (({"showers": np.ones((3, 368))}, "missing dataset\\(s\\) \\['incident_energies'\\]"),
+                          ({"incident_energies": np.array([[1e3], [-1.0]])}, "must be finite and > 0"),
+                          ({"incident_energies": np.zeros((0, 1))}, "holds no showers"),
+                          ({"incident_energies": np.ones((3, 2))}, "has shape \\(3, 2\\)")):
+        _write(path, **data)
+        with pytest.raises(InputError, match=message):
+            read_incident_energies(path)
+    path.write_text("no")
+    with pytest.raises(InputError, match="not a readable HDF5"):
+        read_incident_energies(path)
+
+
+def test_in_chunks() -> None:
+    """Chunks of at most ``size`` energies in order, results concatenated, every shower counted."""
+    sizes = []
+
+    def make(e: np.ndarray) -> np.ndarray:
+        sizes.append(len(e))
+        return np.stack([e, 2 * e], 1)
+
+    progress = Progress("test", 10, "showers")
+    out = in_chunks(make, np.arange(10.0), 4, progress)
+    assert sizes == [4, 4, 2] and progress.count == 10
+    np.testing.assert_array_equal(out, np.stack([np.arange(10.0), 2 * np.arange(10.0)], 1))
 
 
 def _write(path, **data) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-import yaml
 
 from lhcchain.errors import InputError
 from lhcchain.showers.geometry import load_geometry
@@ -23,7 +22,7 @@ from lhcchain.showers.surrogate import (
     train,
 )
 
-from ..conftest import ROOT, torch_threads
+from ..conftest import torch_threads
 
 GEO = load_geometry("1_photons")
 TINY = {"hidden": 16, "layers": 2, "epochs": 2, "batch_size": 64, "max_minutes": 1.0}
@@ -61,16 +60,15 @@ def test_energy_profile() -> None:
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> dict:
-    cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["showers"]
-    settings = {**cfg["reference"], "threshold_mev": cfg["threshold_mev"], "e_max_mev": 65536}
+def trained(tmp_path_factory, reference_settings) -> dict:
+    settings = {**reference_settings, "e_max_mev": 65536}
     d = tmp_path_factory.mktemp("surrogate")
     make_reference(d / "train.h5", 300, "1_photons", settings, seed=1)
     make_reference(d / "test.h5", 50, "1_photons", settings, seed=2)
-    out = {"dir": d, "threshold": cfg["threshold_mev"]}
+    out = {"dir": d, "threshold": settings["threshold_mev"]}
     with torch_threads(1):
         for part in ("energy", "shower"):
-            out[part] = train(part, d / "train.h5", d / f"{part}.pt", TINY, binning="1_photons", threshold_mev=cfg["threshold_mev"],
+            out[part] = train(part, d / "train.h5", d / f"{part}.pt", TINY, binning="1_photons", threshold_mev=settings["threshold_mev"],
                               device="cpu", threads=1, seed=3)
     return out
 
