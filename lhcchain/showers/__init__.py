@@ -6,16 +6,14 @@
 * :mod:`.surrogate`: the CaloDREAM-style shower surrogate (energy and shower networks);
 * :mod:`.evaluate`: the challenge's high-level features, separation powers, FPD/KPD, classifier tests, timing.
 
-Rule helpers (no Snakemake import): :func:`data_files` and :func:`sources`.
+Rule helper (no Snakemake import): :func:`data_files`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
-from ..config import PACKAGE, stage_sources
 from ..errors import InputError
 
 SPLITS = ("train", "test")
@@ -31,8 +29,3 @@ def data_files(config: Mapping[str, Any]) -> dict[str, str]:
         raise InputError(f"config: showers.data.files must list [train, test] CaloChallenge files, got {files}")
     return dict(zip(SPLITS, files))
 
-
-def sources() -> list[str]:
-    """lhcchain files the stage runs (:func:`lhcchain.config.stage_sources`: its modules and every lhcchain
-    module they import) and the CaloChallenge package data."""
-    return sorted({*stage_sources("showers"), *(str(p) for p in sorted((PACKAGE / "data" / "calochallenge").glob("*.*")))})
