@@ -315,6 +315,18 @@ def madnis_surrogate(config: Mapping[str, Any], process: str) -> list[str]:
 GENERATED = "generate:"  # prefix of a reweight sample that is a generator's events (generate:<model>)
 
 
+def generated_model(sample: str) -> str | None:
+    """The generator whose events the reweight sample ``sample`` names (``generate:<model>``, :data:`GENERATED`),
+    else None (a prepared sample or dataset)."""
+    return sample[len(GENERATED):] if sample.startswith(GENERATED) else None
+
+
+def refine_pairs(config: Mapping[str, Any]) -> list[str]:
+    """Reweight pairs whose source is a generator's events (:func:`generated_model`): rule ``reweight_refine``
+    writes their refined events."""
+    return [name for name, pair in config["reweight"]["pairs"].items() if generated_model(pair["source"]) is not None]
+
+
 def _reweight_pair(config: Mapping[str, Any], name: str) -> Mapping[str, Any]:
     pairs = config["reweight"]["pairs"]
     if name not in pairs:
@@ -322,8 +334,8 @@ def _reweight_pair(config: Mapping[str, Any], name: str) -> Mapping[str, Any]:
     pair = pairs[name]
     for role in ("source", "target"):
         sample = pair[role]
-        if sample.startswith(GENERATED):
-            if sample[len(GENERATED):] not in config["generate"]["models"]:
+        if (model := generated_model(sample)) is not None:
+            if model not in config["generate"]["models"]:
                 raise InputError(f"config: reweight.pairs.{name}: {role} {sample!r} names no model under 'generate.models'; "
                                  f"defined: {sorted(config['generate']['models'])}")
         elif sample not in config["samples"] and sample not in config["datasets"]:
@@ -347,10 +359,10 @@ def reweight_inputs(config: Mapping[str, Any], name: str, role: str) -> list[str
     """Event files of the ``role`` (source or target) sample of pair ``name``: the prepared splits
     (``splits`` of the pair, else of ``reweight``), or a generator's ``events.parquet`` (``generate:<model>``)."""
     pair = _reweight_pair(config, name)
-    sample = pair[role]
-    if sample.startswith(GENERATED):
-        return [f"results/generate/{sample[len(GENERATED):]}/events.parquet"]
-    return [f"results/data/{sample}/{split}.parquet" for split in pair.get("splits", config["reweight"]["splits"])]
+    model = generated_model(pair[role])
+    if model is not None:
+        return [f"results/generate/{model}/events.parquet"]
+    return [f"results/data/{pair[role]}/{split}.parquet" for split in pair.get("splits", config["reweight"]["splits"])]
 
 
 TUNE_ROLES = ("reference", "normalisation", "scan", "data")
