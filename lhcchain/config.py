@@ -189,7 +189,7 @@ def lhcchain_files(module: str) -> list[Path]:
     return files
 
 
-def data_files() -> list[Path]:
+def package_data_files() -> list[Path]:
     """Every package data file (:data:`DATA_SUFFIXES` under :data:`DATA`), sorted."""
     return sorted(p for p in DATA.rglob("*") if p.is_file() and p.suffix in DATA_SUFFIXES)
 
@@ -198,19 +198,19 @@ def script_sources(script: str | Path) -> list[str]:
     """The code a rule runs, sorted: its script (a name under :data:`SCRIPTS`, e.g. ``showers_reference``, or a
     path) and, transitively, every lhcchain module it imports (:func:`imported_modules`: at the top, inside
     functions and through ``lazy_attributes`` tables), with their packages' ``__init__.py``; when that reaches
-    :mod:`lhcchain.data`, also the data files it serves (:func:`data_files`). Modules that the
+    :mod:`lhcchain.data`, also the data files it serves (:func:`package_data_files`). Modules that the
     script does not reach (another rule's) are not listed, so editing them does not rerun the rule."""
     start = SCRIPTS / f"{script}.py" if isinstance(script, str) else Path(script).resolve()
     if not start.is_file():
         raise InputError(f"script_sources: no script {start}")
-    todo, seen = [start], set()
+    todo, seen = [start], set[Path]()
     while todo:
         path = todo.pop()
         if path not in seen:
             seen.add(path)
             todo.extend(f for m in imported_modules(path) for f in lhcchain_files(m) if f not in seen)
     if DATA / "__init__.py" in seen:
-        seen.update(data_files())
+        seen.update(package_data_files())
     return sorted(str(f) for f in seen)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..config import DATA, data_files
+from ..config import DATA, package_data_files
 from ..errors import InputError
 
 
@@ -17,6 +17,6 @@ def package_file(relative: str) -> Path:
     """Path of a shipped data file, ``relative`` to ``lhcchain/data`` (e.g. ``calochallenge/binning_dataset_2.xml``)."""
     path = DATA / relative
     if not path.is_file():
-        available = [str(p.relative_to(DATA)) for p in data_files()]
+        available = [str(p.relative_to(DATA)) for p in package_data_files()]
         raise InputError(f"no package data file {relative!r} in lhcchain/data; available: {', '.join(available)}")
     return path
