@@ -8,9 +8,9 @@
 written: no module keeps its own defaults (tests/test_config.py checks both). The workflow passes every
 key of a section (the config names them all), so these defaults only fill what a library caller
 (bench scripts, tests, notebooks) leaves out.
-``stage_sources`` lists the lhcchain source files a stage runs (its packages and, transitively, every
-lhcchain module they import), which each rule declares as input so that a code change reruns exactly
-the stages that use it.
+``script_sources`` lists the code a rule runs (its script and, transitively, every lhcchain module the
+script imports, with the package data those modules read), which each rule declares as input so that a
+code change reruns exactly the rules that run it.
 """
 
 from __future__ import annotations
@@ -33,7 +33,12 @@ DEFAULT_CONFIG = PACKAGE.parent / "config" / "config.yaml"
 from a clone (an editable install or ``PYTHONPATH``), so the file is always beside the package. A copy as
 package data would be a second file to keep identical; an installed wheel without the clone gets an
 InputError that says so."""
-COMMON = ("__init__.py", "_lazy.py", "config.py", "device.py", "errors.py", "io.py", "plotting.py", "stats.py")
+SCRIPTS = PACKAGE.parent / "scripts"
+"""The rules' scripts (thin adapters, ``scripts/<name>.py``), beside the package like the default config."""
+DATA = PACKAGE / "data"
+DATA_SUFFIXES = (".xml", ".csv")
+"""Package data (:mod:`lhcchain.data`): the files under :data:`DATA` with these suffixes (each folder's README.md
+documents them)."""
 RENAMED = {"ecm": "sqrt_s", "m_ll_min": "mll_min", "m_ll_max": "mll_max"}
 """Config keys that were renamed (old -> new): an old key is an error that names the new one."""
 
@@ -118,46 +123,94 @@ def _lay_over(settings: Mapping[str, Any] | None, defaults: Mapping[str, Any], w
 def imported_modules(path: Path) -> frozenset[str]:
     """Absolute names of the modules a Python file imports anywhere (also inside functions), relative
     imports resolved against its package (lhcchain files: their folder under the repository), plus
-    ``package.name`` for each ``from package import name`` and the submodules named in a
-    ``lazy_attributes`` table."""
+    ``module.name`` for each ``from module import name`` and for each attribute read from an imported name
+    (``from .. import physics`` then ``physics.get_process``), which :func:`lhcchain_files` resolves through a
+    package's lazy attributes (:func:`lazy_table`)."""
     path = Path(path).resolve()
     package = path.relative_to(PACKAGE.parent).parent.parts if path.is_relative_to(PACKAGE.parent) else ()
+    tree = ast.parse(path.read_text())
     names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    bound: dict[str, str] = {}  # local name -> the module (or module attribute) it refers to
+    for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
+            bound.update((a.asname, a.name) if a.asname else (a.name.split(".")[0],) * 2 for a in node.names)
         elif isinstance(node, ast.ImportFrom):
             base = ".".join([*package[: len(package) - node.level + 1], *([node.module] if node.module else [])]) \
                 if node.level else (node.module or "")
             names.add(base)
             names.update(f"{base}.{alias.name}" for alias in node.names)
-        elif isinstance(node, ast.Call) and getattr(node.func, "id", "") == "lazy_attributes":
-            for table in (a for a in node.args if isinstance(a, ast.Dict)):
-                names.update(".".join([*package, v.value]) for v in table.values if isinstance(v, ast.Constant))
+            bound.update((alias.asname or alias.name, f"{base}.{alias.name}") for alias in node.names)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute):
+            chain = [node.attr]
+            while isinstance(node := node.value, ast.Attribute):
+                chain.append(node.attr)
+            if isinstance(node, ast.Name) and node.id in bound:
+                names.add(".".join([bound[node.id], *reversed(chain)]))
     return frozenset(names)
 
 
+@functools.cache
+def lazy_table(init: Path) -> dict[str, str]:
+    """Attribute -> submodule (relative to the package) of the ``lazy_attributes`` table in a package's
+    ``__init__.py`` (a dict literal, or a module-level name assigned one); empty without a table."""
+    if not init.is_file():
+        return {}
+    tree = ast.parse(init.read_text())
+    assigned = {t.id: node.value for node in tree.body if isinstance(node, ast.Assign) for t in node.targets
+                if isinstance(t, ast.Name)}
+    table: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "lazy_attributes":
+            for arg in node.args:
+                arg = assigned.get(arg.id) if isinstance(arg, ast.Name) else arg
+                if isinstance(arg, ast.Dict):
+                    table.update({k.value: v.value for k, v in zip(arg.keys, arg.values)
+                                  if isinstance(k, ast.Constant) and isinstance(v, ast.Constant)})
+    return table
+
+
 def lhcchain_files(module: str) -> list[Path]:
-    """The files that importing the lhcchain module ``module`` runs: it and its packages' ``__init__.py``."""
+    """The files that importing the lhcchain module ``module`` runs: it and its packages' ``__init__.py``;
+    for ``package.name`` with ``name`` a lazy attribute of the package (:func:`lazy_table`), also the
+    submodule that reading it imports."""
     parts = module.split(".")
-    files = []
+    if parts[0] != "lhcchain":
+        return []
+    files: list[Path] = []
     for i in range(1, len(parts) + 1):
         base = PACKAGE.parent.joinpath(*parts[:i])
-        files.extend(f for f in (base.with_suffix(".py"), base / "__init__.py") if f.is_file())
-    return files if parts[0] == "lhcchain" else []
+        found = [f for f in (base.with_suffix(".py"), base / "__init__.py") if f.is_file()]
+        if not found:  # an attribute of the module parts[:i - 1]: lazy ones load a submodule
+            lazy = lazy_table(base.parent / "__init__.py").get(parts[i - 1])
+            return list(dict.fromkeys(files + (lhcchain_files(".".join([*parts[: i - 1], lazy])) if lazy else [])))
+        files.extend(found)
+    return files
 
 
-def stage_sources(*packages: str) -> list[str]:
-    """Source files a stage runs, sorted: the modules of the lhcchain sub-packages ``packages``, the shared
-    modules, and, transitively, every lhcchain module these import (the training loop, network blocks,
-    other stages' modules)."""
-    todo = [PACKAGE / name for name in COMMON] + [f for pkg in packages for f in sorted((PACKAGE / pkg).glob("*.py"))]
-    seen: set[Path] = set()
+def package_data_files() -> list[Path]:
+    """Every package data file (:data:`DATA_SUFFIXES` under :data:`DATA`), sorted."""
+    return sorted(p for p in DATA.rglob("*") if p.is_file() and p.suffix in DATA_SUFFIXES)
+
+
+def script_sources(script: str | Path) -> list[str]:
+    """The code a rule runs, sorted: its script (a name under :data:`SCRIPTS`, e.g. ``showers_reference``, or a
+    path) and, transitively, every lhcchain module it imports (:func:`imported_modules`: at the top, inside
+    functions and through ``lazy_attributes`` tables), with their packages' ``__init__.py``; when that reaches
+    :mod:`lhcchain.data`, also the data files it serves (:func:`package_data_files`). Modules that the
+    script does not reach (another rule's) are not listed, so editing them does not rerun the rule."""
+    start = SCRIPTS / f"{script}.py" if isinstance(script, str) else Path(script).resolve()
+    if not start.is_file():
+        raise InputError(f"script_sources: no script {start}")
+    todo, seen = [start], set[Path]()
     while todo:
         path = todo.pop()
         if path not in seen:
             seen.add(path)
             todo.extend(f for m in imported_modules(path) for f in lhcchain_files(m) if f not in seen)
+    if DATA / "__init__.py" in seen:
+        seen.update(package_data_files())
     return sorted(str(f) for f in seen)
 
 
@@ -262,6 +315,18 @@ def madnis_surrogate(config: Mapping[str, Any], process: str) -> list[str]:
 GENERATED = "generate:"  # prefix of a reweight sample that is a generator's events (generate:<model>)
 
 
+def generated_model(sample: str) -> str | None:
+    """The generator whose events the reweight sample ``sample`` names (``generate:<model>``, :data:`GENERATED`),
+    else None (a prepared sample or dataset)."""
+    return sample[len(GENERATED):] if sample.startswith(GENERATED) else None
+
+
+def refine_pairs(config: Mapping[str, Any]) -> list[str]:
+    """Reweight pairs whose source is a generator's events (:func:`generated_model`): rule ``reweight_refine``
+    writes their refined events."""
+    return [name for name, pair in config["reweight"]["pairs"].items() if generated_model(pair["source"]) is not None]
+
+
 def _reweight_pair(config: Mapping[str, Any], name: str) -> Mapping[str, Any]:
     pairs = config["reweight"]["pairs"]
     if name not in pairs:
@@ -269,8 +334,8 @@ def _reweight_pair(config: Mapping[str, Any], name: str) -> Mapping[str, Any]:
     pair = pairs[name]
     for role in ("source", "target"):
         sample = pair[role]
-        if sample.startswith(GENERATED):
-            if sample[len(GENERATED):] not in config["generate"]["models"]:
+        if (model := generated_model(sample)) is not None:
+            if model not in config["generate"]["models"]:
                 raise InputError(f"config: reweight.pairs.{name}: {role} {sample!r} names no model under 'generate.models'; "
                                  f"defined: {sorted(config['generate']['models'])}")
         elif sample not in config["samples"] and sample not in config["datasets"]:
@@ -294,10 +359,10 @@ def reweight_inputs(config: Mapping[str, Any], name: str, role: str) -> list[str
     """Event files of the ``role`` (source or target) sample of pair ``name``: the prepared splits
     (``splits`` of the pair, else of ``reweight``), or a generator's ``events.parquet`` (``generate:<model>``)."""
     pair = _reweight_pair(config, name)
-    sample = pair[role]
-    if sample.startswith(GENERATED):
-        return [f"results/generate/{sample[len(GENERATED):]}/events.parquet"]
-    return [f"results/data/{sample}/{split}.parquet" for split in pair.get("splits", config["reweight"]["splits"])]
+    model = generated_model(pair[role])
+    if model is not None:
+        return [f"results/generate/{model}/events.parquet"]
+    return [f"results/data/{pair[role]}/{split}.parquet" for split in pair.get("splits", config["reweight"]["splits"])]
 
 
 TUNE_ROLES = ("reference", "normalisation", "scan", "data")

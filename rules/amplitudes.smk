@@ -4,7 +4,7 @@
 
 rule amplitude_data:
     input:
-        code=stage_sources("amplitudes", "physics"),
+        code=script_sources("amplitudes_data"),
         integrator=lambda w: amplitude_integrator(config, w.process),
     output:
         data="results/amplitudes/{process}/data.h5",
@@ -33,7 +33,7 @@ rule amplitude_data:
 
 rule amplitude_import:
     input:
-        code=stage_sources("amplitudes"),
+        code=script_sources("amplitudes_import"),
         source=lambda w: config["amplitudes"]["external"][w.process]["file"],
     output:
         data="results/amplitudes/{process}/data.h5",
@@ -60,7 +60,7 @@ rule amplitude_import:
 
 rule train_amplitude:
     input:
-        code=stage_sources("amplitudes"),
+        code=script_sources("amplitudes_train"),
         data="results/amplitudes/{process}/data.h5",
     output:
         model="results/amplitudes/{process}/model.pt",
@@ -86,7 +86,7 @@ rule train_amplitude:
 
 rule evaluate_amplitude:
     input:
-        code=stage_sources("amplitudes", "physics"),
+        code=script_sources("amplitudes_evaluate"),
         data="results/amplitudes/{process}/data.h5",
         model="results/amplitudes/{process}/model.pt",
     output:

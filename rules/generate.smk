@@ -6,7 +6,7 @@
 
 rule train_generator:
     input:
-        code=stage_sources("generate", "prepare"),
+        code=script_sources("generate_train"),
         train=f"results/data/{GENERATE_DATA}/train.parquet",
         val=f"results/data/{GENERATE_DATA}/val.parquet",
         metadata=f"results/data/{GENERATE_DATA}/metadata.json",
@@ -38,7 +38,7 @@ rule train_generator:
 
 rule sample_generator:
     input:
-        code=stage_sources("generate", "prepare"),
+        code=script_sources("generate_sample"),
         model="results/generate/{model}/model.pt",
     output:
         parquet="results/generate/{model}/events.parquet",
@@ -67,7 +67,7 @@ rule sample_generator:
 
 rule evaluate_generator:
     input:
-        code=stage_sources("generate", "prepare", "reweight"),
+        code=script_sources("generate_evaluate"),
         model="results/generate/{model}/model.pt",
         events="results/generate/{model}/events.parquet",
         summary="results/generate/{model}/sample.json",

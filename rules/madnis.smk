@@ -6,7 +6,7 @@
 
 rule madnis_integrate:
     input:
-        code=stage_sources("madnis", "physics"),
+        code=script_sources("madnis_integrate"),
     output:
         checkpoint="results/madnis/{process}/integrator.pt",
         metrics="results/madnis/{process}/metrics.json",
@@ -38,7 +38,7 @@ rule madnis_integrate:
 
 rule madnis_unweight:
     input:
-        code=stage_sources("madnis", "physics", "amplitudes"),
+        code=script_sources("madnis_unweight"),
         checkpoint="results/madnis/{process}/integrator.pt",
         surrogate=lambda w: madnis_surrogate(config, w.process),
     output:

@@ -3,7 +3,7 @@
 
 rule prepare:
     input:
-        code=stage_sources("prepare"),
+        code=script_sources("prepare"),
         events=lambda w: prepare_inputs(config, w.name),
     output:
         train="results/data/{name}/train.parquet",

@@ -7,7 +7,7 @@
 
 rule reweight_train:
     input:
-        code=stage_sources("reweight", "generate"),
+        code=script_sources("reweight_train"),
         source=lambda w: reweight_inputs(config, w.name, "source"),
         target=lambda w: reweight_inputs(config, w.name, "target"),
     output:
@@ -38,7 +38,7 @@ rule reweight_train:
 
 rule reweight_evaluate:
     input:
-        code=stage_sources("reweight", "generate"),
+        code=script_sources("reweight_evaluate"),
         source=lambda w: reweight_inputs(config, w.name, "source"),
         target=lambda w: reweight_inputs(config, w.name, "target"),
         weights="results/reweight/{name}/weights.parquet",
@@ -70,7 +70,7 @@ rule reweight_evaluate:
 
 rule reweight_tune:
     input:
-        code=stage_sources("reweight"),
+        code=script_sources("reweight_tune"),
         reference=tune_inputs(config, "reference"),
         normalisation=tune_inputs(config, "normalisation"),
         scan=tune_inputs(config, "scan"),
@@ -100,7 +100,7 @@ rule reweight_tune:
 
 rule reweight_refine:
     input:
-        code=stage_sources("reweight"),
+        code=script_sources("reweight_refine"),
         source=lambda w: reweight_inputs(config, w.name, "source"),
         weights="results/reweight/{name}/weights.parquet",
     output:

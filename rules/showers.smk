@@ -4,16 +4,14 @@
 # results/showers/{reference/{train,test}.h5 + .json, energy/{model.pt,train.json}, shower/{model.pt,train.json},
 #                  generated.h5, sample.json, metrics.json, energy.png, shape.png, sparsity.png, published.png,
 #                  fastsim/{metrics.json, mee.png, response.png}}
-from lhcchain.showers import data_files, reference_settings, sources as shower_sources  # noqa: E402
-
-SHOWER_CODE = shower_sources()
+from lhcchain.showers import data_files, reference_settings  # noqa: E402
 
 SHOWER_FILES = data_files(config)
 
 
 rule shower_reference:
     input:
-        code=SHOWER_CODE,
+        code=script_sources("showers_reference"),
     output:
         showers="results/showers/reference/{split}.h5",
         summary="results/showers/reference/{split}.json",
@@ -40,7 +38,7 @@ rule shower_reference:
 
 rule train_showers:
     input:
-        code=SHOWER_CODE,
+        code=script_sources("showers_train"),
         data=SHOWER_FILES["train"],
     output:
         model="results/showers/{part}/model.pt",
@@ -70,7 +68,7 @@ rule train_showers:
 
 rule sample_showers:
     input:
-        code=SHOWER_CODE,
+        code=script_sources("showers_sample"),
         energy="results/showers/energy/model.pt",
         shower="results/showers/shower/model.pt",
         energies=SHOWER_FILES["test"],
@@ -98,7 +96,7 @@ rule sample_showers:
 
 rule evaluate_showers:
     input:
-        code=SHOWER_CODE,
+        code=script_sources("showers_evaluate"),
         reference=SHOWER_FILES["test"],
         generated="results/showers/generated.h5",
         energy="results/showers/energy/model.pt",
@@ -134,7 +132,7 @@ rule evaluate_showers:
 
 rule showers_fastsim:
     input:
-        code=SHOWER_CODE,
+        code=script_sources("showers_fastsim"),
         events=lambda w: [f"results/data/{config['showers']['fastsim']['sample']}/{split}.parquet"
                           for split in config["showers"]["fastsim"]["splits"]],
         energy="results/showers/energy/model.pt",

@@ -3,7 +3,7 @@
 
 rule simulate:
     input:
-        code=stage_sources("simulate"),
+        code=script_sources("simulate_chunk"),
         lhe=lambda w: [config["samples"][w.sample]["lhe_file"]] if config["samples"][w.sample]["process"] == "lhe" else [],
     output:
         root="results/sim/{sample}/chunk{chunk}.root",
@@ -32,7 +32,7 @@ rule simulate:
 
 rule simulate_summary:
     input:
-        code=stage_sources("simulate"),
+        code=script_sources("simulate_summary"),
         roots=lambda w: chunk_files(config, w.sample, "root"),
         stats=lambda w: chunk_files(config, w.sample, "json"),
     output:

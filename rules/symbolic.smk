@@ -11,7 +11,7 @@ SYMBOLIC_FOLDERS = SYMBOLIC + ([f"{p}/{SYMBOLIC_DETECTOR['level']}" for p in SYM
 
 rule symbolic_data:
     input:
-        code=stage_sources("symbolic", "physics", "madnis"),
+        code=script_sources("symbolic_data"),
         events=lambda w: [f"results/madnis/{w.process}/events.parquet"] if config["symbolic"]["events"] == "madnis" else [],
     output:
         data="results/symbolic/{process}/score_data.parquet",
@@ -41,7 +41,7 @@ rule symbolic_data:
 
 rule symbolic_regression:
     input:
-        code=stage_sources("symbolic"),
+        code=script_sources("symbolic_regression"),
         data="results/symbolic/{folder}/score_data.parquet",
     output:
         json="results/symbolic/{folder}/pareto_front.json",
@@ -68,7 +68,7 @@ rule symbolic_regression:
 
 rule symbolic_evaluate:
     input:
-        code=stage_sources("symbolic", "generate"),
+        code=script_sources("symbolic_evaluate"),
         data="results/symbolic/{folder}/score_data.parquet",
         front="results/symbolic/{folder}/pareto_front.json",
     output:
@@ -98,7 +98,7 @@ rule symbolic_evaluate:
 
 rule symbolic_detector_data:
     input:
-        code=stage_sources("symbolic", "physics", "madnis"),
+        code=script_sources("symbolic_detector_data"),
         events="results/madnis/{process}/events.parquet",
         prepared=expand("results/data/{name}/{split}.parquet", name=SYMBOLIC_DETECTOR["sample"] or [], split=["train", "val", "test"]),
     output:
@@ -130,7 +130,7 @@ rule symbolic_detector_data:
 
 rule symbolic_constants:
     input:
-        code=stage_sources("symbolic"),
+        code=script_sources("symbolic_constants"),
         front="results/symbolic/{process}/pareto_front.json",
         data="results/symbolic/{process}/{level}/score_data.parquet",
     output:

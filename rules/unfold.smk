@@ -5,7 +5,6 @@
 
 from lhcchain.unfold.settings import unfold_inputs, unfold_methods, unfold_settings
 
-UNFOLD_CODE = stage_sources("unfold")
 UNFOLD_DATA = dict(
     sim=unfold_inputs(config, "sim"),
     data=unfold_inputs(config, "data"),
@@ -22,7 +21,7 @@ UNFOLD_RESULTS = {
 
 rule unfold_ibu:
     input:
-        code=UNFOLD_CODE,
+        code=script_sources("unfold_ibu"),
         **UNFOLD_DATA,
     output:
         summary="results/unfold/ibu.json",
@@ -44,7 +43,7 @@ rule unfold_ibu:
 
 rule unfold_omnifold:
     input:
-        code=UNFOLD_CODE,
+        code=script_sources("unfold_omnifold"),
         **UNFOLD_DATA,
     output:
         events="results/unfold/omnifold.parquet",
@@ -70,7 +69,7 @@ rule unfold_omnifold:
 
 rule unfold_cinn:
     input:
-        code=UNFOLD_CODE,
+        code=script_sources("unfold_cinn"),
         **UNFOLD_DATA,
     output:
         model="results/unfold/cinn.pt",
@@ -98,7 +97,7 @@ rule unfold_cinn:
 
 rule unfold_icinn:
     input:
-        code=UNFOLD_CODE,
+        code=script_sources("unfold_icinn"),
         **UNFOLD_DATA,
         cinn_model="results/unfold/cinn.pt",
         cinn_events="results/unfold/cinn.parquet",
@@ -126,7 +125,7 @@ rule unfold_icinn:
 
 rule unfold_evaluate:
     input:
-        code=UNFOLD_CODE,
+        code=script_sources("unfold_evaluate"),
         **UNFOLD_DATA,
         results=[path for m in unfold_methods(config) for path in UNFOLD_RESULTS[m].values()],
     output:

@@ -5,6 +5,11 @@ section, and the sections the workflow passes name every key, so a run's params 
 from __future__ import annotations
 
 import ast
+import json
+import os
+import re
+import subprocess
+import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -12,7 +17,7 @@ import pytest
 import yaml
 
 import lhcchain.config
-from lhcchain.config import default_section, resolve_settings, stage_sources
+from lhcchain.config import SCRIPTS, default_section, resolve_settings, script_sources
 from lhcchain.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -130,16 +135,85 @@ def test_resolve_settings_lays_over_the_config_section():
         resolve_settings({"stepz": 3}, "madnis.training", "here")
 
 
-def test_stage_sources_follow_lhcchain_imports():
-    """A rule's code inputs are its packages plus every lhcchain module they import, transitively:
-    a change to the training loop reruns the stages that train, and only those."""
-    def rel(*packages: str) -> set[str]:
-        return {str(Path(f).relative_to(ROOT)) for f in stage_sources(*packages)}
+def rel(files: list[str]) -> set[str]:
+    """Paths relative to the repository (others as given)."""
+    return {str(Path(f).relative_to(ROOT)) if Path(f).is_relative_to(ROOT) else f for f in files}
 
-    for stage in ("amplitudes", "generate", "reweight", "unfold", "showers", "symbolic"):
-        assert {"lhcchain/training.py", "lhcchain/nn.py"} <= rel(stage), stage
-    for stage in ("simulate", "prepare"):
-        assert "lhcchain/training.py" not in rel(stage) and "lhcchain/io.py" in rel(stage)
-    assert "lhcchain/generate/models.py" in rel("reweight")  # the classifier's MLP block
-    assert {"lhcchain/physics/kinematics.py", "lhcchain/madnis/events.py"} <= rel("symbolic")
-    assert not any(f.startswith("lhcchain/madnis/") for f in rel("simulate", "prepare"))
+
+LOADED = """
+import json, sys
+path = sys.argv[1]
+namespace = {}
+exec(compile(open(path).read(), path, "exec"), namespace)
+for name in sys.argv[2:]:
+    namespace[name]()
+print(json.dumps(sorted(m.__file__ for n, m in list(sys.modules.items()) if n.split(".")[0] == "lhcchain")))
+"""
+
+
+def loaded(script: Path, *calls: str) -> set[str]:
+    """lhcchain files in sys.modules after running ``script`` in a fresh interpreter, then its functions ``calls``."""
+    out = subprocess.run([sys.executable, "-c", LOADED, str(script), *calls], capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(ROOT), "PYTHONWARNINGS": "ignore"}, check=True)
+    return {str(Path(f).resolve().relative_to(ROOT)) for f in json.loads(out.stdout.splitlines()[-1])}
+
+
+@pytest.mark.parametrize("script", ["showers_fastsim", "symbolic_detector_data", "madnis_unweight", "reweight_tune"])
+def test_script_sources_hold_every_module_the_script_loads(script: str, tmp_path: Path) -> None:
+    """Every lhcchain module that importing a rule's script loads (sys.modules) is one of its code inputs."""
+    imports = [n for n in ast.parse((SCRIPTS / f"{script}.py").read_text()).body if isinstance(n, ast.Import | ast.ImportFrom)]
+    assert imports, script
+    head = tmp_path / f"{script}.py"  # the script's imports only: its body needs the snakemake object
+    head.write_text(ast.unparse(ast.Module(imports, [])))
+    sources = rel(script_sources(script))
+    assert f"scripts/{script}.py" in sources
+    assert loaded(head) <= sources
+
+
+def test_script_sources_follow_imports_inside_functions_and_lazy_attributes(tmp_path: Path) -> None:
+    """Imports inside functions and lazy package attributes (lhcchain._lazy) are code inputs, and only the
+    submodule a lazy attribute loads: the run below loads nothing that the computed list misses."""
+    script = tmp_path / "probe.py"
+    script.write_text(
+        "import lhcchain.madnis as mad\n"
+        "def lazy():\n"
+        "    from lhcchain.physics import get_process  # lazy attribute: lhcchain/physics/processes.py\n"
+        "    return get_process, mad.load_integrator  # lazy attribute: lhcchain/madnis/integrator.py\n"
+        "def inside():\n"
+        "    from lhcchain.showers.geometry import load_geometry  # reads package data\n"
+        "    return load_geometry\n"
+    )
+    sources = rel(script_sources(script))
+    assert {"lhcchain/physics/processes.py", "lhcchain/madnis/integrator.py", "lhcchain/showers/geometry.py",
+            "lhcchain/data/calochallenge/binning_dataset_2.xml"} <= sources
+    assert "lhcchain/madnis/run.py" not in sources  # the other lazy attributes of lhcchain.madnis are not read
+    assert loaded(script) < loaded(script, "lazy", "inside") <= sources
+
+
+def test_script_sources_follow_lhcchain_imports() -> None:
+    """A rule's code inputs are its script plus every lhcchain module it imports, transitively: a change to
+    the training loop reruns the rules that train, and a change to one rule's module only the rules that run it."""
+    for script in ("amplitudes_train", "generate_train", "reweight_train", "unfold_cinn", "showers_train", "symbolic_data"):
+        assert {"lhcchain/training.py", "lhcchain/nn.py"} <= rel(script_sources(script)), script
+    for script in ("simulate_chunk", "prepare", "showers_reference"):
+        sources = rel(script_sources(script))
+        assert "lhcchain/training.py" not in sources and "lhcchain/io.py" in sources, script
+    assert "lhcchain/generate/models.py" in rel(script_sources("reweight_train"))  # the classifier's MLP block
+    assert {"lhcchain/physics/kinematics.py", "lhcchain/madnis/events.py"} <= rel(script_sources("symbolic_data"))
+    assert not any(f.startswith("lhcchain/madnis/") for s in ("simulate_chunk", "prepare") for f in rel(script_sources(s)))
+    fastsim = "lhcchain/showers/fastsim.py"
+    assert fastsim in rel(script_sources("showers_fastsim"))
+    for script in ("showers_reference", "showers_train", "showers_sample", "showers_evaluate"):
+        assert fastsim not in rel(script_sources(script)), script  # editing the fast simulation reruns only showers_fastsim
+    with pytest.raises(InputError, match="no script"):
+        script_sources("showers_nonexistent")
+
+
+def test_every_rule_takes_its_own_script_sources() -> None:
+    """Each rule with a script declares code=script_sources("<that script>"), and no other code input."""
+    rules = [block for smk in sorted((ROOT / "rules").glob("*.smk")) for block in re.split(r"(?m)^(?=rule \w+:)", smk.read_text())[1:]]
+    assert len(rules) >= 30
+    for block in rules:
+        script = re.search(r'script:\s+"\.\./scripts/(\w+)\.py"', block)
+        if script:
+            assert re.findall(r"code=(.*),\n", block) == [f'script_sources("{script.group(1)}")'], block.split(":")[0]

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lhcchain.config import imported_modules, lhcchain_files
+from lhcchain.config import imported_modules, script_sources
 
 from .conftest import ROOT
 
@@ -55,23 +55,12 @@ def env_requirements(stage: str) -> dict[str, str]:
 
 
 def third_party_imports(stage: str) -> set[str]:
-    """Top-level third-party modules reachable from the stage's scripts (through lhcchain's own imports)."""
-    todo = [p for p in (ROOT / "scripts").glob("*.py") if p.stem == stage or p.stem.startswith(f"{stage}_")]
-    assert todo, f"no scripts for stage {stage}"
-    seen: set[Path] = set()
-    outside: set[str] = set()
-    while todo:
-        path = todo.pop()
-        if path in seen:
-            continue
-        seen.add(path)
-        for module in imported_modules(path):
-            top = module.split(".")[0]
-            if top == "lhcchain":
-                todo.extend(lhcchain_files(module))
-            elif top and top not in sys.stdlib_module_names and top != "__future__":
-                outside.add(top)
-    return outside
+    """Top-level third-party modules imported by the code the stage's rules run (their script_sources)."""
+    scripts = [p.stem for p in (ROOT / "scripts").glob("*.py") if p.stem == stage or p.stem.startswith(f"{stage}_")]
+    assert scripts, f"no scripts for stage {stage}"
+    files = {Path(f) for script in scripts for f in script_sources(script) if f.endswith(".py")}
+    tops = {module.split(".")[0] for path in files for module in imported_modules(path)}
+    return {top for top in tops if top and top != "lhcchain" and top not in sys.stdlib_module_names and top != "__future__"}
 
 
 @pytest.mark.parametrize("stage", ENVS)

@@ -7,17 +7,16 @@
 
 from __future__ import annotations
 
-from importlib.resources import files
 from pathlib import Path
 
+from ..config import DATA, package_data_files
 from ..errors import InputError
 
 
 def package_file(relative: str) -> Path:
     """Path of a shipped data file, ``relative`` to ``lhcchain/data`` (e.g. ``calochallenge/binning_dataset_2.xml``)."""
-    root = Path(str(files(__name__)))
-    path = root / relative
+    path = DATA / relative
     if not path.is_file():
-        available = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and p.suffix in {".xml", ".csv"})
+        available = [str(p.relative_to(DATA)) for p in package_data_files()]
         raise InputError(f"no package data file {relative!r} in lhcchain/data; available: {', '.join(available)}")
     return path

@@ -6,7 +6,7 @@
 * :mod:`.surrogate`: the CaloDREAM-style shower surrogate (energy and shower networks);
 * :mod:`.evaluate`: the challenge's high-level features, separation powers, FPD/KPD, classifier tests, timing.
 
-Rule helpers (no Snakemake import): :func:`data_files`, :func:`reference_settings` and :func:`sources`.
+Rule helpers (no Snakemake import): :func:`data_files` and :func:`reference_settings`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..config import PACKAGE, stage_sources
 from ..errors import InputError
 
 SPLITS = ("train", "test")
@@ -36,9 +35,3 @@ def reference_settings(config: Mapping[str, Any]) -> dict[str, Any]:
     (one threshold for the reference, the surrogate and the evaluation)."""
     showers = config["showers"]
     return {**showers["reference"], "threshold_mev": showers["threshold_mev"]}
-
-
-def sources() -> list[str]:
-    """lhcchain files the stage runs (:func:`lhcchain.config.stage_sources`: its modules and every lhcchain
-    module they import) and the CaloChallenge package data."""
-    return sorted({*stage_sources("showers"), *(str(p) for p in sorted((PACKAGE / "data" / "calochallenge").glob("*.*")))})

@@ -70,8 +70,16 @@ def make_score_data(spec: Mapping[str, Any], settings: Mapping[str, Any], events
     log.info("symbolic: %d events, sigma %.4g pb, <t> = %.3g +- %.3g TeV^2, std(t) = %.3g TeV^2, corr(t, x1 x2 sin dphi) = %.3f",
              n, summary["cross_section_pb"], summary["score_mean_tev2"], summary["score_mean_error_tev2"],
              summary["score_std_tev2"], summary["corr_score_pt1_pt2_sin_delta_phi"])
+    _write_score_outputs(data, {"cross_section_pb": ev["cross_section_pb"], "process": process.name, "source": source},
+                         summary, outputs)
+
+
+def _write_score_outputs(data: Mapping[str, np.ndarray], meta: Mapping[str, Any], summary: Mapping[str, Any],
+                         outputs: Mapping[str, str]) -> None:
+    """The outputs of both score-data steps, moved into place together: ``data`` (the score data, ``meta`` in its
+    schema metadata), ``summary`` (JSON) and ``figure`` (the score against the observables)."""
     with staged_outputs(outputs["data"], outputs["summary"], outputs["figure"]) as (p_data, p_summary, p_fig):
-        write_score_data(p_data, data, {"cross_section_pb": ev["cross_section_pb"], "process": process.name, "source": source})
+        write_score_data(p_data, data, meta)
         write_json(p_summary, summary)
         figures.score_vs_observables(data, list(OBSERVABLES), p_fig)
 
@@ -110,10 +118,8 @@ def make_detector_score_data(spec: Mapping[str, Any], settings: Mapping[str, Any
     log.info("symbolic: %d of %d simulated events pass the %s selection (sigma x eff = %.4g pb); corr(t, x1 x2 sin dphi) "
              "= %.3f (%s), %.3f (parton)", n, n_sim, level, sigma, summary["corr_score_pt1_pt2_sin_delta_phi"], level,
              summary["corr_score_pt1_pt2_sin_delta_phi_parton"])
-    with staged_outputs(outputs["data"], outputs["summary"], outputs["figure"]) as (p_data, p_summary, p_fig):
-        write_score_data(p_data, data, {"cross_section_pb": sigma, "process": process.name, "source": str(events), "level": level})
-        write_json(p_summary, summary)
-        figures.score_vs_observables(data, list(OBSERVABLES), p_fig)
+    _write_score_outputs(data, {"cross_section_pb": sigma, "process": process.name, "source": str(events), "level": level},
+                         summary, outputs)
 
 
 def compare_constants(parton_front: str, score_path: str, settings: Mapping[str, Any], outputs: Mapping[str, str],

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 from scipy.stats import norm
 
-from lhcchain.config import reweight_inputs, reweight_settings
+from lhcchain.config import refine_pairs, reweight_inputs, reweight_settings
 from lhcchain.errors import InputError
 from lhcchain.reweight.run import evaluate, output_paths, refine, train
 
@@ -154,6 +154,7 @@ def test_config_pairs_name_known_samples():
     cfg["reweight"]["pairs"]["gen"] = {"source": "generate:cfm", "target": "b", "splits": ["test"], "level": "parton", "features": ["l1_pt"]}
     assert reweight_inputs(cfg, "gen", "source") == ["results/generate/cfm/events.parquet"]
     assert reweight_inputs(cfg, "gen", "target") == ["results/data/b/test.parquet"]
+    assert refine_pairs(cfg) == ["gen"]  # only a generator's events are refined
     cfg["reweight"]["pairs"]["gen"]["source"] = "generate:flow"
     with pytest.raises(InputError, match=r"source 'generate:flow' names no model under 'generate.models'"):
         reweight_inputs(cfg, "gen", "source")
