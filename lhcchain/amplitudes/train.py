@@ -50,7 +50,7 @@ import torch
 from .. import config
 from ..device import select_device
 from ..errors import InputError
-from ..training import Trainer
+from ..training import Trainer, seeded
 from .data import read_dataset
 from .features import FeatureMap, TargetMap
 from .networks import AmplitudeNet, combine, heteroscedastic_loss, repulsion_term
@@ -105,11 +105,10 @@ def predict(model: AmplitudeNet, x: torch.Tensor, samples: int = 20, chunk: int 
     for start in range(0, x.shape[0], chunk):
         xb = x[start:start + chunk]
         if bayes:
-            # one weight sample set for the whole call: reseed so chunks share the same weights
-            state = torch.random.get_rng_state()
-            torch.manual_seed(12345)
-            mu, s = model(xb, members=samples)
-            torch.random.set_rng_state(state)
+            # one weight sample set for the whole call: every chunk draws from the same seed (the
+            # generators' states, the GPUs' included, are restored afterwards)
+            with seeded(12345, xb.device):
+                mu, s = model(xb, members=samples)
         else:
             mu, s = model(xb)
         outs.append(combine(mu, s))
