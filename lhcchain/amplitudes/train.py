@@ -100,7 +100,7 @@ def predict(model: AmplitudeNet, x: torch.Tensor, samples: int = 20, chunk: int 
     model.eval()
     bayes = model.uncertainty == "bayesian"
     if bayes:
-        model.set_mode("sample")
+        model.set_bayes_mode("sample")
     outs = []
     for start in range(0, x.shape[0], chunk):
         xb = x[start:start + chunk]
@@ -113,7 +113,7 @@ def predict(model: AmplitudeNet, x: torch.Tensor, samples: int = 20, chunk: int 
             mu, s = model(xb)
         outs.append(combine(mu, s))
     if bayes:
-        model.set_mode("local")
+        model.set_bayes_mode("local")
     model.train(was)
     return tuple(torch.cat([o[i] for o in outs]) for i in range(3))
 
@@ -149,14 +149,14 @@ def _val_loss(model: AmplitudeNet, x: torch.Tensor, y: torch.Tensor, weight: tor
               chunk: int = 65536) -> float:
     model.eval()
     if model.uncertainty == "bayesian":
-        model.set_mode("mean")
+        model.set_bayes_mode("mean")
     total = 0.0
     for start in range(0, x.shape[0], chunk):
         mu, s = model(x[start:start + chunk])
         w = None if weight is None else weight[start:start + chunk]
         total += float(heteroscedastic_loss(mu, s, y[start:start + chunk], w)) * min(chunk, x.shape[0] - start)
     if model.uncertainty == "bayesian":
-        model.set_mode("local")
+        model.set_bayes_mode("local")
     model.train()
     return total / x.shape[0]
 

@@ -41,7 +41,7 @@ import zuko
 from torch import Tensor, nn
 
 from ..errors import InputError
-from ..nn import BayesLinear
+from ..nn import BayesLinear, BayesModule
 from .data import n_dims
 
 FAMILIES = ("cfm", "flow", "transformer")
@@ -75,7 +75,7 @@ def log_normal(x: Tensor, mask: Tensor) -> Tensor:
     return -0.5 * ((x * x + LOG_2PI) * mask).sum(-1)
 
 
-class Generator(nn.Module):
+class Generator(BayesModule):
     """The interface of every network (module doc)."""
 
     bayesian = False
@@ -89,9 +89,6 @@ class Generator(nn.Module):
     def log_prob(self, x: Tensor, mask: Tensor, cond: Tensor) -> Tensor:
         raise NotImplementedError
 
-    def kl(self) -> Tensor:
-        return sum((m.kl() for m in self.modules() if isinstance(m, BayesLinear)), torch.zeros(()))
-
     def set_solver(self, solver: str, steps: int) -> None:
         """ODE solver and step count of sampling and ``log_prob``, checked here; :class:`CFM` keeps them, the
         other families have no ODE."""
@@ -99,12 +96,6 @@ class Generator(nn.Module):
             raise InputError(f"solver must be one of {', '.join(SOLVERS)}, got {solver!r}")
         if int(steps) < 1:
             raise InputError(f"solver steps must be >= 1, got {steps}")
-
-    def set_bayes_mode(self, mode: str) -> None:
-        """``local`` (training), ``mean`` or ``fixed`` for every :class:`BayesLinear` (no effect otherwise)."""
-        for m in self.modules():
-            if isinstance(m, BayesLinear):
-                m.mode = mode
 
 
 class ParticleTransformer(nn.Module):
