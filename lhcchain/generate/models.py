@@ -89,13 +89,14 @@ class Generator(BayesModule):
     def log_prob(self, x: Tensor, mask: Tensor, cond: Tensor) -> Tensor:
         raise NotImplementedError
 
-    def set_solver(self, solver: str, steps: int) -> None:
-        """ODE solver and step count of sampling and ``log_prob``, checked here; :class:`CFM` keeps them, the
-        other families have no ODE."""
+    def set_solver(self, solver: str, steps: int, where: str | None = None) -> None:
+        """ODE solver and step count of sampling and ``log_prob``, checked here (the InputError names the
+        settings section ``where`` when given); :class:`CFM` keeps them, the other families have no ODE."""
+        at = f"{where}: " if where else ""
         if solver not in SOLVERS:
-            raise InputError(f"solver must be one of {', '.join(SOLVERS)}, got {solver!r}")
+            raise InputError(f"{at}solver must be one of {', '.join(SOLVERS)}, got {solver!r}")
         if int(steps) < 1:
-            raise InputError(f"solver steps must be >= 1, got {steps}")
+            raise InputError(f"{at}solver steps must be >= 1, got {steps}")
 
 
 class ParticleTransformer(nn.Module):
@@ -142,8 +143,8 @@ class CFM(Generator):
             self.net = ParticleTransformer(dim, n_cond, int(hidden), int(layers), int(heads))
         self.solver, self.steps = "rk4", 20
 
-    def set_solver(self, solver: str, steps: int) -> None:
-        super().set_solver(solver, steps)
+    def set_solver(self, solver: str, steps: int, where: str | None = None) -> None:
+        super().set_solver(solver, steps, where)
         self.solver, self.steps = solver, int(steps)
 
     def velocity(self, x: Tensor, t: Tensor, mask: Tensor, cond: Tensor) -> Tensor:
