@@ -64,3 +64,17 @@ class BayesLinear(nn.Module):
         for mu, logvar in ((self.mu_w, self.logvar_w), (self.mu_b, self.logvar_b)):
             total = total + 0.5 * ((logvar.exp() + mu**2) / self.prior_var - 1.0 - logvar + math.log(self.prior_var)).sum()
         return total
+
+
+class BayesModule(nn.Module):
+    """Base of the networks that may hold :class:`BayesLinear` layers: sets their mode and sums their KL."""
+
+    def set_bayes_mode(self, mode: str) -> None:
+        """``mode`` (one of :data:`BAYES_MODES`) for every :class:`BayesLinear` inside; no effect without one."""
+        for m in self.modules():
+            if isinstance(m, BayesLinear):
+                m.mode = mode
+
+    def kl(self) -> Tensor:
+        """Sum of the :class:`BayesLinear` layers' KL divergences (nats); 0 without one."""
+        return sum((m.kl() for m in self.modules() if isinstance(m, BayesLinear)), torch.zeros(()))

@@ -41,7 +41,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import InputError
-from ..nn import BayesLinear
+from ..nn import BayesLinear, BayesModule
 from .features import invariant_pairs
 
 NETWORKS = ("mlp", "deepsets")
@@ -75,9 +75,10 @@ def _stack(make, n_in: int, hidden: int, layers: int, n_out: int | None) -> nn.S
     return nn.Sequential(*mods)
 
 
-class AmplitudeNet(nn.Module):
-    """Body + head (module doc). ``structure``: feature layout for deep sets (``n_legs``,
-    ``identical`` legs, ``n_extra`` trailing non-invariant inputs)."""
+class AmplitudeNet(BayesModule):
+    """Body + head (module doc); ``set_bayes_mode`` and ``kl`` (:class:`~lhcchain.nn.BayesModule`) act on
+    the Bayesian head's layers. ``structure``: feature layout for deep sets (``n_legs``, ``identical`` legs,
+    ``n_extra`` trailing non-invariant inputs)."""
 
     def __init__(self, n_in: int, *, network: str = "mlp", uncertainty: str = "heteroscedastic", hidden: int = 128,
                  layers: int = 4, ensemble_size: int = 5, prior_std: float = 1.0, structure: dict | None = None) -> None:
@@ -125,17 +126,6 @@ class AmplitudeNet(nn.Module):
         self.phi1 = _stack(make, n_o, hidden, 2, None)
         self.phi2 = _stack(make, 1 + 2 * n_o, hidden, 2, None)
         self.rho = _stack(make, 2 * hidden + len(glob), hidden, layers, 2)
-
-    # ------------------------------------------------------------------ modes
-
-    def set_mode(self, mode: str) -> None:
-        """Bayesian layers: ``local`` (training), ``sample`` or ``mean``; no effect otherwise."""
-        for m in self.modules():
-            if isinstance(m, BayesLinear):
-                m.mode = mode
-
-    def kl(self) -> Tensor:
-        return sum((m.kl() for m in self.modules() if isinstance(m, BayesLinear)), torch.zeros(()))
 
     # ------------------------------------------------------------------ forward
 

@@ -50,7 +50,7 @@ import torch
 from .. import config
 from ..device import select_device
 from ..errors import InputError
-from ..training import Trainer
+from ..training import Trainer, seeded
 from .data import read_dataset
 from .features import FeatureMap, TargetMap
 from .networks import AmplitudeNet, combine, heteroscedastic_loss, repulsion_term
@@ -100,21 +100,20 @@ def predict(model: AmplitudeNet, x: torch.Tensor, samples: int = 20, chunk: int 
     model.eval()
     bayes = model.uncertainty == "bayesian"
     if bayes:
-        model.set_mode("sample")
+        model.set_bayes_mode("sample")
     outs = []
     for start in range(0, x.shape[0], chunk):
         xb = x[start:start + chunk]
         if bayes:
-            # one weight sample set for the whole call: reseed so chunks share the same weights
-            state = torch.random.get_rng_state()
-            torch.manual_seed(12345)
-            mu, s = model(xb, members=samples)
-            torch.random.set_rng_state(state)
+            # one weight sample set for the whole call: every chunk draws from the same seed (the
+            # generators' states, the GPUs' included, are restored afterwards)
+            with seeded(12345, xb.device):
+                mu, s = model(xb, members=samples)
         else:
             mu, s = model(xb)
         outs.append(combine(mu, s))
     if bayes:
-        model.set_mode("local")
+        model.set_bayes_mode("local")
     model.train(was)
     return tuple(torch.cat([o[i] for o in outs]) for i in range(3))
 
@@ -150,14 +149,14 @@ def _val_loss(model: AmplitudeNet, x: torch.Tensor, y: torch.Tensor, weight: tor
               chunk: int = 65536) -> float:
     model.eval()
     if model.uncertainty == "bayesian":
-        model.set_mode("mean")
+        model.set_bayes_mode("mean")
     total = 0.0
     for start in range(0, x.shape[0], chunk):
         mu, s = model(x[start:start + chunk])
         w = None if weight is None else weight[start:start + chunk]
         total += float(heteroscedastic_loss(mu, s, y[start:start + chunk], w)) * min(chunk, x.shape[0] - start)
     if model.uncertainty == "bayesian":
-        model.set_mode("local")
+        model.set_bayes_mode("local")
     model.train()
     return total / x.shape[0]
 

@@ -41,7 +41,7 @@ import zuko
 from torch import Tensor, nn
 
 from ..errors import InputError
-from ..nn import BayesLinear
+from ..nn import BayesLinear, BayesModule
 from .data import n_dims
 
 FAMILIES = ("cfm", "flow", "transformer")
@@ -75,7 +75,7 @@ def log_normal(x: Tensor, mask: Tensor) -> Tensor:
     return -0.5 * ((x * x + LOG_2PI) * mask).sum(-1)
 
 
-class Generator(nn.Module):
+class Generator(BayesModule):
     """The interface of every network (module doc)."""
 
     bayesian = False
@@ -89,22 +89,14 @@ class Generator(nn.Module):
     def log_prob(self, x: Tensor, mask: Tensor, cond: Tensor) -> Tensor:
         raise NotImplementedError
 
-    def kl(self) -> Tensor:
-        return sum((m.kl() for m in self.modules() if isinstance(m, BayesLinear)), torch.zeros(()))
-
-    def set_solver(self, solver: str, steps: int) -> None:
-        """ODE solver and step count of sampling and ``log_prob``, checked here; :class:`CFM` keeps them, the
-        other families have no ODE."""
+    def set_solver(self, solver: str, steps: int, where: str | None = None) -> None:
+        """ODE solver and step count of sampling and ``log_prob``, checked here (the InputError names the
+        settings section ``where`` when given); :class:`CFM` keeps them, the other families have no ODE."""
+        at = f"{where}: " if where else ""
         if solver not in SOLVERS:
-            raise InputError(f"solver must be one of {', '.join(SOLVERS)}, got {solver!r}")
+            raise InputError(f"{at}solver must be one of {', '.join(SOLVERS)}, got {solver!r}")
         if int(steps) < 1:
-            raise InputError(f"solver steps must be >= 1, got {steps}")
-
-    def set_bayes_mode(self, mode: str) -> None:
-        """``local`` (training), ``mean`` or ``fixed`` for every :class:`BayesLinear` (no effect otherwise)."""
-        for m in self.modules():
-            if isinstance(m, BayesLinear):
-                m.mode = mode
+            raise InputError(f"{at}solver steps must be >= 1, got {steps}")
 
 
 class ParticleTransformer(nn.Module):
@@ -151,8 +143,8 @@ class CFM(Generator):
             self.net = ParticleTransformer(dim, n_cond, int(hidden), int(layers), int(heads))
         self.solver, self.steps = "rk4", 20
 
-    def set_solver(self, solver: str, steps: int) -> None:
-        super().set_solver(solver, steps)
+    def set_solver(self, solver: str, steps: int, where: str | None = None) -> None:
+        super().set_solver(solver, steps, where)
         self.solver, self.steps = solver, int(steps)
 
     def velocity(self, x: Tensor, t: Tensor, mask: Tensor, cond: Tensor) -> Tensor:

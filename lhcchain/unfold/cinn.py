@@ -43,7 +43,7 @@ import torch
 
 from ..config import resolve_settings
 from ..errors import InputError
-from ..generate.models import SOLVERS, Generator, make_generator
+from ..generate.models import Generator, make_generator
 from ..io import derive_seed
 from ..reweight.classifier import cross_fit, density_ratio, fold_auc
 from ..training import Trainer, seeded
@@ -58,12 +58,11 @@ SAMPLE_BATCH = 16384
 
 def resolve_network(settings: Mapping[str, Any], where: str = "unfold.cinn.network") -> dict[str, Any]:
     """``settings`` laid over the default config's ``unfold.cinn.network`` (:func:`lhcchain.config.resolve_settings`);
-    InputError naming ``where`` on bad keys or values."""
+    InputError naming ``where`` on bad keys or a bad family (the solver and its steps are checked by
+    :meth:`lhcchain.generate.models.Generator.set_solver` when the network is built)."""
     s = resolve_settings(settings, "unfold.cinn.network", where)
     if s["family"] not in FAMILIES:
         raise InputError(f"{where}: family must be one of {FAMILIES}, got {s['family']!r}")
-    if s["solver"] not in SOLVERS:
-        raise InputError(f"{where}: solver must be one of {SOLVERS}, got {s['solver']!r}")
     return s
 
 
@@ -78,7 +77,7 @@ class ConditionalUnfolder:
         self.integer = integer_columns(particle)
         dim = particle.shape[1]
         self.net: Generator = make_generator(self.s, dim, dim).to(device)
-        self.net.set_solver(self.s["solver"], int(self.s["steps"]))
+        self.net.set_solver(self.s["solver"], int(self.s["steps"]), "unfold.cinn.network")
         self.epochs_trained = 0
 
     def state(self) -> dict[str, Any]:

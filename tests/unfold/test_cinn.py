@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
-from lhcchain.unfold.cinn import Acceptance, calibration, icinn, train_model, unfold_events
+from lhcchain.errors import InputError
+from lhcchain.unfold.cinn import Acceptance, ConditionalUnfolder, calibration, icinn, train_model, unfold_events
 
 from .conftest import SIGMA, toy_events, toy_input
 
@@ -45,3 +47,13 @@ def test_cinn_acceptance_and_icinn_moves_off_prior():
     m2 = np.average(out["events"][:, 0], weights=out["weights"])
     assert 1 <= out["iterations"] <= 2 and out["history"][0]["auc"] > 0.5
     assert abs(m2 - truth) < abs(m1 - truth) + 0.02, (m1, m2, truth)
+
+
+@pytest.mark.parametrize("family", ["cfm", "flow"])
+@pytest.mark.parametrize(("bad", "message"), [({"solver": "dopri"}, "solver must be one of euler, midpoint, rk4"),
+                                              ({"steps": 0}, "solver steps must be >= 1")])
+def test_bad_solver_names_the_config_key(family, bad, message):
+    """The ODE solver is checked once, when the network is built, and the error names the settings section."""
+    x = np.random.default_rng(0).normal(size=(8, 2))
+    with pytest.raises(InputError, match=f"^unfold.cinn.network: {message}"):
+        ConditionalUnfolder(x, x, {"family": family, **bad}, torch.device("cpu"))
